@@ -1,0 +1,1 @@
+"""Trace exporters: OTLP (extra ``otel``), JSON lines, console."""
