@@ -1,4 +1,4 @@
-"""Tracer behaviour, and the prototype's tracing defects pinned (DESIGN.md defects 1-4, 9, 10, 12)."""
+"""Tracer behaviour; the prototype's tracing defects pinned (DESIGN.md defects 1-5, 9-12)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ def test_ids_follow_w3c_trace_context(tracer: Tracer) -> None:  # defect 12
     assert traces[0].trace_id == span.trace_id
 
 
-def test_times_are_epoch_ns_and_duration_is_monotonic(tracer: Tracer, monkeypatch: pytest.MonkeyPatch) -> None:  # defect 3
+def test_times_are_epoch_ns_and_duration_is_monotonic(
+    tracer: Tracer, monkeypatch: pytest.MonkeyPatch
+) -> None:  # defect 3
     before = time.time_ns()
     with tracer.start_span("a") as span:
         # A wall-clock jump backwards must not produce a negative duration.
@@ -258,10 +260,9 @@ def test_thread_with_copied_context_keeps_the_parent(tracer: Tracer) -> None:
 def test_exception_marks_error_and_reraises_the_same_object(tracer: Tracer) -> None:
     traces = collect(tracer)
     boom = KeyError("missing")
-    with pytest.raises(KeyError) as caught:
-        with tracer.start_span("agent") as agent:
-            with tracer.start_span("tool", SpanKind.TOOL) as tool:
-                raise boom
+    with pytest.raises(KeyError) as caught, tracer.start_span("agent") as agent:
+        with tracer.start_span("tool", SpanKind.TOOL) as tool:
+            raise boom
     assert caught.value is boom
     for span in (agent, tool):
         assert span.status is SpanStatus.ERROR
@@ -366,7 +367,9 @@ def test_bad_exporter_and_processor_rejected_at_setup(tracer: Tracer) -> None:
 
 def test_record_llm_call_sets_usage_duration_and_price(tracer: Tracer) -> None:  # defect 5
     with tracer.start_span("llm", SpanKind.LLM) as span:
-        tracer.record_llm_call("gpt-x", 1000, 500, duration_ms=123.0, provider="openai", cache_read_tokens=200)
+        tracer.record_llm_call(
+            "gpt-x", 1000, 500, duration_ms=123.0, provider="openai", cache_read_tokens=200
+        )
     assert (span.model_name, span.input_tokens, span.output_tokens) == ("gpt-x", 1000, 500)
     assert span.provider == "openai" and span.cache_read_tokens == 200
     assert span.attributes["llm.latency_ms"] == 123.0
@@ -431,15 +434,41 @@ def test_to_dict_keeps_prototype_keys_and_adds_new_ones(tracer: Tracer) -> None:
         span.add_event("retry", {"n": 1})
         tracer.record_llm_call("gpt-x", 10, 20, provider="openai", reasoning_tokens=5)
     d = span.to_dict()
-    prototype = {"span_id", "parent_id", "trace_id", "name", "kind", "duration_ms", "status",
-                 "attributes", "model_name", "input_tokens", "output_tokens", "cost_usd"}
-    added = {"provider", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
-             "start_time", "end_time", "events"}
+    prototype = {
+        "span_id",
+        "parent_id",
+        "trace_id",
+        "name",
+        "kind",
+        "duration_ms",
+        "status",
+        "attributes",
+        "model_name",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+    }
+    added = {
+        "provider",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "start_time",
+        "end_time",
+        "events",
+    }
     assert prototype | added <= d.keys()
     assert d["kind"] == "llm" and d["status"] == "ok" and d["reasoning_tokens"] == 5
     assert d["events"][0]["name"] == "retry"
     td = traces[0].to_dict()
-    assert {"trace_id", "total_duration_ms", "total_cost_usd", "total_tokens", "span_count", "spans"} <= td.keys()
+    assert {
+        "trace_id",
+        "total_duration_ms",
+        "total_cost_usd",
+        "total_tokens",
+        "span_count",
+        "spans",
+    } <= td.keys()
     assert td["span_count"] == 1 and td["total_tokens"] == 30
 
 

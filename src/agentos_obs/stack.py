@@ -228,4 +228,6 @@ def _make_otlp(otlp: Any) -> Any:
         return OTLPExporter(**otlp)
     if callable(getattr(otlp, "export", None)) or callable(otlp):
         return otlp
-    raise ConfigurationError(f"otlp must be True, a dict of OTLPExporter options or an exporter, got {otlp!r}")
+    raise ConfigurationError(
+        f"otlp must be True, a dict of OTLPExporter options or an exporter, got {otlp!r}"
+    )

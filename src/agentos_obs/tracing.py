@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from . import attributes as attr
 from ._guard import report
-from ._ids import new_span_id, new_trace_id
+from ._ids import new_trace_id
 from .errors import BudgetExceeded, ConfigurationError
 from .spans import Span, SpanEvent, SpanKind, SpanStatus, Trace
 
@@ -47,7 +47,9 @@ _perf_ns = time.perf_counter_ns
 
 # (trace, span or None inside a start_trace block before any span). One ContextVar for both:
 # one set/reset per span.
-_ACTIVE: ContextVar[tuple[Trace, Span | None] | None] = ContextVar("agentos_obs_active", default=None)
+_ACTIVE: ContextVar[tuple[Trace, Span | None] | None] = ContextVar(
+    "agentos_obs_active", default=None
+)
 
 _CANCEL_TYPES: tuple[type[BaseException], ...] = (GeneratorExit,)
 try:  # asyncio.CancelledError is a BaseException subclass on 3.8+
@@ -77,7 +79,10 @@ def _env_flag(name: str) -> bool | None:
 
 
 def _default_capture() -> bool:
-    for name in ("AGENTOS_OBS_CAPTURE_CONTENT", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"):
+    for name in (
+        "AGENTOS_OBS_CAPTURE_CONTENT",
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    ):
         flag = _env_flag(name)
         if flag is not None:
             return flag
@@ -338,7 +343,9 @@ class Tracer:
         return trace
 
     @contextmanager
-    def start_trace(self, name: str = "", attributes: Mapping[str, Any] | None = None) -> Iterator[Trace]:
+    def start_trace(
+        self, name: str = "", attributes: Mapping[str, Any] | None = None
+    ) -> Iterator[Trace]:
         """A trace block: spans started inside belong to it; exported when it ends."""
         trace = self._new_trace(name)
         trace._block = True
@@ -466,7 +473,9 @@ class Tracer:
                 error,
                 status
                 if status is not None
-                else (SpanStatus.CANCELLED if isinstance(error, _CANCEL_TYPES) else SpanStatus.ERROR),
+                else (
+                    SpanStatus.CANCELLED if isinstance(error, _CANCEL_TYPES) else SpanStatus.ERROR
+                ),
             )
         elif status is not None:
             span.status = status
@@ -517,7 +526,9 @@ class Tracer:
         stale: list[Span] = []
         with self._lock:
             for trace in self._active_traces.values():
-                stale.extend(s for s in trace.spans if s._end_mono is None and s._start_mono < cutoff)
+                stale.extend(
+                    s for s in trace.spans if s._end_mono is None and s._start_mono < cutoff
+                )
         # Innermost first so parents end after their children.
         stale.sort(key=lambda s: s._start_mono, reverse=True)
         for span in stale:
@@ -561,7 +572,9 @@ class Tracer:
             span.attributes.pop(attr.LLM_UNPRICED, None)
         span._shadow_ancestors()
 
-    def record_usage_from(self, span: Span, usage: Usage, *, model: str | None, provider: str | None = None) -> None:
+    def record_usage_from(
+        self, span: Span, usage: Usage, *, model: str | None, provider: str | None = None
+    ) -> None:
         self.record_usage(
             span,
             model=model,
@@ -579,7 +592,7 @@ class Tracer:
         from .usage import Usage
 
         try:
-            return self.pricing.cost(
+            cost: float | None = self.pricing.cost(
                 span.model_name,
                 Usage(
                     input_tokens=span.input_tokens,
@@ -593,6 +606,7 @@ class Tracer:
         except Exception as exc:
             report("pricing", exc)
             return None
+        return cost
 
     def record_llm_call(
         self,
@@ -637,10 +651,16 @@ class Tracer:
             self.end_span(span, end_time=end_time)
         return span
 
-    def record_tool_call(self, tool_name: str, success: bool, duration_ms: float) -> SpanEvent | None:
+    def record_tool_call(
+        self, tool_name: str, success: bool, duration_ms: float
+    ) -> SpanEvent | None:
         """Record a tool call as an event on the current span (and in the tool metrics)."""
         span = self.current_span()
-        attributes = {"tool_name": tool_name, "success": bool(success), "duration_ms": float(duration_ms)}
+        attributes = {
+            "tool_name": tool_name,
+            "success": bool(success),
+            "duration_ms": float(duration_ms),
+        }
         if span is None:
             start_time = time.time_ns() - int(duration_ms * 1e6)
             span = self.begin_span(
@@ -713,7 +733,9 @@ class NoopTracer(Tracer):
         return _NoopScope(span)  # type: ignore[return-value]
 
     @contextmanager
-    def start_trace(self, name: str = "", attributes: Mapping[str, Any] | None = None) -> Iterator[Trace]:
+    def start_trace(
+        self, name: str = "", attributes: Mapping[str, Any] | None = None
+    ) -> Iterator[Trace]:
         yield Trace(name=name)
 
     def begin_span(self, name: str, kind: SpanKind = SpanKind.CHAIN, **kwargs: Any) -> Span:

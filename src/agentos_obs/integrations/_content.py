@@ -1,9 +1,10 @@
 """Content capture and secret redaction shared by the integrations.
 
 Prompts, messages, tool inputs/outputs and documents are recorded only when the tracer's
-``config.capture_content`` is on (default off; ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
-honoured), truncated to ``config.max_content_length``. Secrets in parameters (api keys,
-tokens, authorization headers, passwords) are never recorded, whatever the setting.
+``config.capture_content`` is on (default off;
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` honoured), truncated to
+``config.max_content_length``. Secrets in parameters (api keys, tokens, authorization
+headers, passwords) are never recorded, whatever the setting.
 """
 
 from __future__ import annotations
@@ -135,7 +136,10 @@ def _jsonable(value: Any, _depth: int = 0) -> Any:
         return item
     page_content = getattr(value, "page_content", None)
     if page_content is not None:
-        return {"page_content": page_content, "metadata": _jsonable(getattr(value, "metadata", {}), _depth + 1)}
+        return {
+            "page_content": page_content,
+            "metadata": _jsonable(getattr(value, "metadata", {}), _depth + 1),
+        }
     text = getattr(value, "text", None)
     if isinstance(text, str):
         return text
