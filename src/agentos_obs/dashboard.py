@@ -1,0 +1,497 @@
+"""Dashboard aggregations over every finished trace, updated incrementally.
+
+``record_trace`` (added as a tracer exporter) folds one trace into running aggregates in
+O(spans of that trace); ``get_summary`` and ``get_latency_breakdown`` only read them, in
+O(number of keys) — never O(traces seen). Percentiles come from DDSketch (relative error
+bound, default 1 %) over *all* traces, not a window of recent ones.
+
+Meaning of the latency figures (the prototype double-counted nested spans):
+
+- ``count``, ``avg_ms``, ``p50/p95/p99_ms`` describe every span of the stage (inclusive time:
+  the span's own duration, children included).
+- ``total_ms`` sums only *outermost* spans of the stage: a span nested inside another span
+  of the same stage (an agent calling a sub-agent, a chain in a chain) is already inside its
+  ancestor's time and is not added again. Concurrent sibling spans each count in full
+  (span-time, like CPU-seconds).
+- ``self_*`` is exclusive time: a span's duration minus the union of its children's
+  intervals clipped to the span (children running concurrently overlap: the union, not the
+  sum, is subtracted). Self times never double count, so ``self_total_ms`` sums all spans.
+
+Spans still open when a trace is recorded are counted in ``open_spans`` and left out of the
+latency figures.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ddsketch import LogCollapsingLowestDenseDDSketch
+
+from ._guard import count_drop, report
+from .cost import NONE_LABEL, OTHER_LABEL, UsageRollup, model_of, resolve_key, rollup_slot
+from .errors import ConfigurationError
+from .spans import Span, SpanKind, Trace
+
+__all__ = ["ObservabilityDashboard"]
+
+_perf_ns = time.perf_counter_ns
+_SKETCH_BINS = 2048  # bounds each sketch's memory; the collapsed low end is below 1 µs at 1 %
+
+
+class _MetricsSource(Protocol):
+    def collect(self) -> Any: ...
+
+
+class _Distribution:
+    """Count, sum and a DDSketch of one series of durations."""
+
+    __slots__ = ("sketch", "total")
+
+    def __init__(self, relative_accuracy: float) -> None:
+        self.sketch = LogCollapsingLowestDenseDDSketch(relative_accuracy, bin_limit=_SKETCH_BINS)
+        self.total = 0.0
+
+    def add(self, value: float) -> None:
+        self.sketch.add(value)
+        self.total += value
+
+    @property
+    def count(self) -> int:
+        return int(self.sketch.count)
+
+    def quantile(self, q: float) -> float:
+        value = self.sketch.get_quantile_value(q)
+        return 0.0 if value is None else float(value)
+
+    def avg(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+
+class _Stage:
+    """Inclusive and self time of one stage (a span kind, or a (kind, name) pair)."""
+
+    __slots__ = ("inclusive", "kind", "name", "outer_total", "self_time")
+
+    def __init__(self, kind: str, name: str | None, relative_accuracy: float) -> None:
+        self.kind = kind
+        self.name = name
+        self.inclusive = _Distribution(relative_accuracy)
+        self.self_time = _Distribution(relative_accuracy)
+        self.outer_total = 0.0
+
+    def to_row(self) -> dict[str, Any]:
+        incl, own = self.inclusive, self.self_time
+        return {
+            "stage": self.kind if self.name is None else self.name,
+            "kind": self.kind,
+            "count": incl.count,
+            "avg_ms": incl.avg(),
+            "p50_ms": incl.quantile(0.50),
+            "p95_ms": incl.quantile(0.95),
+            "p99_ms": incl.quantile(0.99),
+            "total_ms": self.outer_total,
+            "self_avg_ms": own.avg(),
+            "self_p50_ms": own.quantile(0.50),
+            "self_p95_ms": own.quantile(0.95),
+            "self_total_ms": own.total,
+        }
+
+
+@dataclass
+class _SpanTiming:
+    kind: str
+    name: str
+    inclusive_ms: float
+    self_ms: float
+    outermost_of_kind: bool
+    outermost_of_name: bool
+
+
+@dataclass
+class _TraceDigest:
+    """Everything the dashboard keeps from one trace, computed outside the lock."""
+
+    entry: dict[str, Any]
+    duration_ms: float
+    has_error: bool
+    user: str
+    session: str
+    kind_counts: Counter[str] = field(default_factory=Counter)
+    timings: list[_SpanTiming] = field(default_factory=list)
+    open_spans: int = 0
+    usage: UsageRollup = field(default_factory=UsageRollup)
+    by_model: dict[str, UsageRollup] = field(default_factory=dict)
+    by_agent: dict[str, UsageRollup] = field(default_factory=dict)
+
+
+def _union_ms(intervals: list[tuple[int, int]]) -> float:
+    """Length of the union of [start, end) intervals, in ms."""
+    intervals.sort()
+    covered = 0
+    cur_start, cur_end = intervals[0]
+    for start, end in intervals[1:]:
+        if start > cur_end:
+            covered += cur_end - cur_start
+            cur_start, cur_end = start, end
+        elif end > cur_end:
+            cur_end = end
+    covered += cur_end - cur_start
+    return covered / 1e6
+
+
+def _self_ms(span: Span, children: list[Span], now: int) -> float:
+    start, end = span._start_mono, span._end_mono
+    assert end is not None
+    clipped: list[tuple[int, int]] = []
+    for child in children:
+        child_end = child._end_mono if child._end_mono is not None else now
+        lo, hi = max(start, child._start_mono), min(end, child_end)
+        if hi > lo:
+            clipped.append((lo, hi))
+    busy = _union_ms(clipped) if clipped else 0.0
+    return max(0.0, (end - start) / 1e6 - busy)
+
+
+def _walk(spans: list[Span]) -> Iterator[tuple[Span, list[Span], bool, bool, str | None]]:
+    """Depth-first over a trace's tree, built from parent ids (works for spans built by
+    hand too). Yields (span, children, outermost of its kind, outermost of its (kind,
+    name), nearest enclosing agent's name). O(spans); survives cycles and orphans."""
+    by_id = {s.span_id: s for s in spans}
+    children: dict[str, list[Span]] = {}
+    roots: list[Span] = []
+    for s in spans:
+        if s.parent_id is not None and s.parent_id in by_id and s.parent_id != s.span_id:
+            children.setdefault(s.parent_id, []).append(s)
+        else:
+            roots.append(s)
+    kinds_open: Counter[SpanKind] = Counter()
+    names_open: Counter[tuple[SpanKind, str]] = Counter()
+    agents: list[str] = []
+    visited: set[str] = set()
+    # Leftover spans (only reachable through a parent cycle) are walked as roots afterwards.
+    for root in itertools.chain(roots, spans):
+        if root.span_id in visited:
+            continue
+        stack: list[tuple[Span, bool]] = [(root, True)]
+        while stack:
+            span, entering = stack.pop()
+            key = (span.kind, span.name)
+            if not entering:
+                kinds_open[span.kind] -= 1
+                names_open[key] -= 1
+                if span.kind is SpanKind.AGENT:
+                    agents.pop()
+                continue
+            if span.span_id in visited:
+                continue
+            visited.add(span.span_id)
+            kids = children.get(span.span_id, [])
+            agent = span.name if span.kind is SpanKind.AGENT else (agents[-1] if agents else None)
+            yield span, kids, kinds_open[span.kind] == 0, names_open[key] == 0, agent
+            kinds_open[span.kind] += 1
+            names_open[key] += 1
+            if span.kind is SpanKind.AGENT:
+                agents.append(span.name)
+            stack.append((span, False))
+            stack.extend((kid, True) for kid in reversed(kids))
+
+
+def _digest(trace: Trace, max_keys: int) -> _TraceDigest:
+    now = _perf_ns()
+    root = trace.root_span
+    digest = _TraceDigest(
+        entry={},
+        duration_ms=max(0.0, trace.total_duration_ms),
+        has_error=trace.has_error,
+        user=trace.user_id or NONE_LABEL,
+        session=trace.session_id or NONE_LABEL,
+    )
+    for span, kids, outer_kind, outer_name, agent in _walk(trace.spans):
+        kind = span.kind.value
+        digest.kind_counts[kind] += 1
+        if span._end_mono is None:
+            digest.open_spans += 1
+        else:
+            digest.timings.append(
+                _SpanTiming(
+                    kind,
+                    span.name,
+                    max(0.0, (span._end_mono - span._start_mono) / 1e6),
+                    _self_ms(span, kids, now),
+                    outer_kind,
+                    outer_name,
+                )
+            )
+        if span.counts_usage:
+            digest.usage.add_span(span)
+            model = model_of(span) or NONE_LABEL
+            rollup_slot(digest.by_model, model, max_keys, "dashboard").add_span(span)
+            rollup_slot(digest.by_agent, agent or NONE_LABEL, max_keys, "dashboard").add_span(span)
+    for table in (digest.by_model, digest.by_agent):
+        for slot in table.values():
+            slot.traces = 1
+    digest.usage.traces = 1
+    digest.entry = {
+        "trace_id": trace.trace_id,
+        "name": trace.name or (root.name if root is not None else ""),
+        "duration_ms": digest.duration_ms,
+        "cost_usd": digest.usage.cost_usd,
+        "total_tokens": digest.usage.total_tokens,
+        "llm_calls": digest.usage.llm_calls,
+        "span_count": len(trace.spans),
+        "status": trace.status.value,
+        "has_error": digest.has_error,
+        "start_time": trace.start_time,
+        "user_id": trace.user_id,
+        "session_id": trace.session_id,
+    }
+    return digest
+
+
+class _TopN:
+    """The N largest entries by a score: a bounded min-heap, O(log N) per offer."""
+
+    __slots__ = ("_heap", "_n", "_seq")
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+        self._heap: list[tuple[float, int, dict[str, Any]]] = []
+        self._seq = itertools.count()  # tie-breaker: dicts are not comparable
+
+    def offer(self, score: float, entry: dict[str, Any]) -> None:
+        item = (score, next(self._seq), entry)
+        if len(self._heap) < self._n:
+            heapq.heappush(self._heap, item)
+        elif score > self._heap[0][0]:
+            heapq.heapreplace(self._heap, item)
+
+    def items(self) -> list[dict[str, Any]]:
+        return [dict(e) for _, _, e in sorted(self._heap, key=lambda i: (-i[0], i[1]))]
+
+
+class ObservabilityDashboard:
+    """Aggregates finished traces for Grafana-style dashboards and the web UI.
+
+    Usage::
+
+        dashboard = ObservabilityDashboard(tracer, metrics)
+        tracer.add_exporter(dashboard.record_trace)
+        summary = dashboard.get_summary()
+
+    ``trace_count`` in the summary is the number of traces this dashboard aggregated;
+    ``total_traces`` is the number the tracer finished (``tracer.trace_count``), which can
+    be larger (traces finished before the dashboard was attached, sampled-out traces).
+    """
+
+    def __init__(
+        self,
+        tracer: Any = None,
+        metrics: _MetricsSource | None = None,
+        *,
+        relative_accuracy: float = 0.01,
+        top_n: int = 10,
+        recent_capacity: int = 1000,
+        max_keys: int = 10_000,
+    ) -> None:
+        if not 0.0 < relative_accuracy < 1.0:
+            raise ConfigurationError(
+                f"relative_accuracy must be in (0, 1), got {relative_accuracy!r}"
+            )
+        for label, value in (
+            ("top_n", top_n),
+            ("recent_capacity", recent_capacity),
+            ("max_keys", max_keys),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
+        self._tracer = tracer
+        self._metrics = metrics
+        self.relative_accuracy = relative_accuracy
+        self._top_n = top_n
+        self._recent_capacity = recent_capacity
+        self._max_keys = max_keys
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything aggregated so far."""
+        accuracy = self.relative_accuracy
+        with self._lock:
+            self._traces = 0
+            self._error_traces = 0
+            self._spans = 0
+            self._open_spans = 0
+            self._durations = _Distribution(accuracy)
+            self._usage = UsageRollup()
+            self._kind_counts: Counter[str] = Counter()
+            self._by_kind: dict[str, _Stage] = {}
+            self._by_name: dict[tuple[str, str], _Stage] = {}
+            self._by_model: dict[str, UsageRollup] = {}
+            self._by_agent: dict[str, UsageRollup] = {}
+            self._by_user: dict[str, UsageRollup] = {}
+            self._by_session: dict[str, UsageRollup] = {}
+            self._errors_by_user: Counter[str] = Counter()
+            self._slowest = _TopN(self._top_n)
+            self._costliest = _TopN(self._top_n)
+            self._recent: deque[dict[str, Any]] = deque(maxlen=self._recent_capacity)
+
+    # -- ingestion -------------------------------------------------------------------
+    def record_trace(self, trace: Trace) -> None:
+        """Fold one trace into the aggregates (use as ``tracer.add_exporter(...)``)."""
+        digest = _digest(trace, self._max_keys)
+        accuracy = self.relative_accuracy
+        with self._lock:
+            self._traces += 1
+            self._error_traces += digest.has_error
+            self._spans += len(trace.spans)
+            self._open_spans += digest.open_spans
+            self._durations.add(digest.duration_ms)
+            self._usage.merge(digest.usage)
+            self._kind_counts.update(digest.kind_counts)
+            for t in digest.timings:
+                stage = self._by_kind.get(t.kind)
+                if stage is None:
+                    stage = self._by_kind[t.kind] = _Stage(t.kind, None, accuracy)
+                self._add_timing(stage, t, t.outermost_of_kind)
+                named = self._by_name.get((t.kind, t.name))
+                if named is None:
+                    named = self._named_stage(t.kind, t.name)
+                self._add_timing(named, t, t.outermost_of_name)
+            for src, dst in ((digest.by_model, self._by_model), (digest.by_agent, self._by_agent)):
+                for key, rollup in src.items():
+                    rollup_slot(dst, key, self._max_keys, "dashboard").merge(rollup)
+            user = resolve_key(self._by_user, digest.user, self._max_keys, "dashboard")
+            rollup_slot(self._by_user, user, self._max_keys, "dashboard").merge(digest.usage)
+            self._errors_by_user[user] += digest.has_error
+            session = digest.session
+            rollup_slot(self._by_session, session, self._max_keys, "dashboard").merge(digest.usage)
+            self._slowest.offer(digest.duration_ms, digest.entry)
+            self._costliest.offer(digest.usage.cost_usd, digest.entry)
+            self._recent.append(digest.entry)
+
+    export = record_trace  # so ``tracer.add_exporter(dashboard)`` works too
+
+    def _named_stage(self, kind: str, name: str) -> _Stage:
+        """Stage of a new (kind, name) pair; past ``max_keys`` pairs, names share ``(other)``."""
+        key = (kind, name)
+        if len(self._by_name) >= self._max_keys:
+            count_drop("dashboard", reason=f"more than {self._max_keys} span names")
+            key = (kind, OTHER_LABEL)
+        stage = self._by_name.get(key)
+        if stage is None:
+            stage = self._by_name[key] = _Stage(kind, key[1], self.relative_accuracy)
+        return stage
+
+    @staticmethod
+    def _add_timing(stage: _Stage, timing: _SpanTiming, outermost: bool) -> None:
+        stage.inclusive.add(timing.inclusive_ms)
+        stage.self_time.add(timing.self_ms)
+        if outermost:
+            stage.outer_total += timing.inclusive_ms
+
+    # -- queries ---------------------------------------------------------------------
+    def get_summary(self) -> dict[str, Any]:
+        """Totals, percentiles and rollups of every trace recorded (O(number of keys))."""
+        metrics = self._collect_metrics()
+        with self._lock:
+            if self._traces == 0:
+                return {"message": "No traces recorded"}
+            usage, durations = self._usage, self._durations
+            return {
+                "trace_count": self._traces,
+                "total_traces": self._total_traces(),
+                "error_rate": self._error_traces / self._traces,
+                "error_traces": self._error_traces,
+                "span_count": self._spans,
+                "open_spans": self._open_spans,
+                "relative_accuracy": self.relative_accuracy,
+                "duration": {
+                    "p50_ms": durations.quantile(0.50),
+                    "p95_ms": durations.quantile(0.95),
+                    "p99_ms": durations.quantile(0.99),
+                    "avg_ms": durations.avg(),
+                    "relative_accuracy": self.relative_accuracy,
+                },
+                "cost": {
+                    "total_usd": usage.cost_usd,
+                    "avg_per_trace_usd": usage.cost_usd / self._traces,
+                },
+                "tokens": {
+                    "input": usage.input_tokens,
+                    "output": usage.output_tokens,
+                    "cache_read": usage.cache_read_tokens,
+                    "cache_write": usage.cache_write_tokens,
+                    "reasoning": usage.reasoning_tokens,
+                    "total": usage.total_tokens,
+                },
+                "llm_calls": usage.llm_calls,
+                "unpriced_llm_calls": usage.unpriced_llm_calls,
+                "span_distribution": dict(self._kind_counts),
+                "by_model": _rollups(self._by_model),
+                "by_agent": _rollups(self._by_agent),
+                "by_user": {
+                    k: {**v.to_dict(with_traces=True), "error_traces": self._errors_by_user[k]}
+                    for k, v in self._by_user.items()
+                },
+                "by_session": _rollups(self._by_session),
+                "slowest_traces": self._slowest.items(),
+                "most_expensive_traces": self._costliest.items(),
+                "metrics": metrics,
+            }
+
+    def get_latency_breakdown(self, by: Literal["kind", "name"] = "kind") -> list[dict[str, Any]]:
+        """One row per stage: per span kind (default) or per (kind, span name).
+
+        Rows are sorted by ``total_ms``, largest first. See the module docstring for what
+        inclusive, total and self time mean.
+        """
+        if by not in ("kind", "name"):
+            raise ValueError(f"by must be 'kind' or 'name', got {by!r}")
+        with self._lock:
+            stages = self._by_kind.values() if by == "kind" else self._by_name.values()
+            rows = [stage.to_row() for stage in stages]
+        rows.sort(key=lambda r: (-r["total_ms"], r["stage"]))
+        return rows
+
+    def recent_traces(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Summaries of the most recent traces, newest first (at most ``recent_capacity``)."""
+        with self._lock:
+            picked = list(itertools.islice(reversed(self._recent), max(0, limit)))
+        return [dict(e) for e in picked]
+
+    def slowest_traces(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._slowest.items()
+
+    def most_expensive_traces(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._costliest.items()
+
+    @property
+    def trace_count(self) -> int:
+        return self._traces
+
+    # -- internals -------------------------------------------------------------------
+    def _total_traces(self) -> int:
+        count = getattr(self._tracer, "trace_count", None)
+        return count if isinstance(count, int) else self._traces
+
+    def _collect_metrics(self) -> Any:
+        if self._metrics is None:
+            return []
+        try:
+            return self._metrics.collect()
+        except Exception as exc:  # a broken metric must not take the dashboard down
+            report("dashboard.metrics", exc)
+            return []
+
+
+def _rollups(table: dict[str, UsageRollup]) -> dict[str, dict[str, Any]]:
+    return {k: v.to_dict(with_traces=True) for k, v in table.items()}
