@@ -395,6 +395,21 @@ def test_raise_mode_global_budget_stops_standalone_record_llm_call() -> None:
         tracer.record_llm_call("m", 10, 10, cost_usd=0.01)
 
 
+def test_raise_mode_per_model_uses_the_requested_model_at_start() -> None:
+    budget = BudgetAlert(budget_limit=1.0, key="model", mode="raise")
+    tracer = Tracer()
+    tracer.add_span_processor(budget)
+    llm_call(tracer, 1.0, model="gpt-4o")
+    with pytest.raises(BudgetExceeded) as caught:
+        with tracer.start_span("call", SpanKind.LLM, {"llm.request_model": "gpt-4o"}):
+            pass
+    assert caught.value.key == "gpt-4o"
+    with tracer.start_span("call", SpanKind.LLM, {"llm.request_model": "claude"}):
+        pass
+    with tracer.start_span("call", SpanKind.LLM):
+        pass  # model unknown at start: not held against any model's budget
+
+
 def test_alert_mode_never_raises() -> None:
     budget = BudgetAlert(budget_limit=1.0, key="user")
     tracer = Tracer()
@@ -457,3 +472,11 @@ def test_reset_clears_spend_and_alert_memory() -> None:
     assert budget.current_spend == 0.0
     budget.add_spend(0.9)
     assert len(calls) == 2
+
+
+def test_processors_compare_by_identity() -> None:
+    # Stateful processors: two budgets with the same settings are two budgets (a list
+    # membership test or a set must not merge them).
+    first, second = BudgetAlert(budget_limit=5.0), BudgetAlert(budget_limit=5.0)
+    assert first != second
+    assert len({first, second, CostAnalytics(), CostAnalytics()}) == 4

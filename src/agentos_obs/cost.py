@@ -191,7 +191,8 @@ def _check_max_keys(max_keys: int) -> None:
 
 
 # -- CostAnalytics -------------------------------------------------------------------------
-@dataclass
+# eq=False: a processor is compared (and hashed) by identity, never by its running totals.
+@dataclass(eq=False)
 class CostAnalytics:
     """Running LLM cost and tokens; a span processor fed by finished LLM spans.
 
@@ -395,7 +396,7 @@ def _window(period: str, now: float) -> tuple[datetime, datetime]:
     return start, start.replace(month=start.month + 1)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two budgets with equal settings are still two budgets
 class BudgetAlert:
     """A spend budget; a span processor that adds the cost of every finished LLM call.
 
@@ -524,7 +525,10 @@ class BudgetAlert:
     def on_start(self, span: Span) -> None:
         if self.mode != "raise" or span.kind is not SpanKind.LLM or self.budget_limit <= 0:
             return
-        value = self._key_value(user=user_of(span), agent=agent_of(span), model=model_of(span))
+        model = model_of(span)
+        if self.key == "model" and model is None:
+            return  # the model is not known yet: nothing to hold the call against
+        value = self._key_value(user=user_of(span), agent=agent_of(span), model=model)
         with self._lock:
             self._roll(self.clock())
             status = self._status_locked(value)
