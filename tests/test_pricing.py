@@ -348,7 +348,7 @@ def test_override_takes_precedence_over_the_catalogue() -> None:
     assert price == ModelPrice("gpt-4o", None, 1.0, 2.0, 0.5, 1.0, "override")
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cache_read_tokens=200_000)
     assert catalog.cost("gpt-4o", usage) == pytest.approx(0.8 * 1.0 + 0.2 * 0.5 + 2.0)
-    # The same name with a provider prefix or a dated suffix through an alias: still override.
+    # The same name behind a provider prefix still gets the override.
     assert catalog.cost("openai/gpt-4o", usage) == pytest.approx(2.9)
 
 
