@@ -1,0 +1,652 @@
+"""LangChain integration: every LangChain / LangGraph run becomes an AgentOS span.
+
+Per runnable::
+
+    from agentos_obs.integrations.langchain import AgentOSCallbackHandler
+
+    handler = AgentOSCallbackHandler()            # the default stack; or tracer=my_tracer
+    chain.invoke(inputs, config={"callbacks": [handler]})
+
+Or once for the whole process (every thread, every task, no callbacks to pass)::
+
+    from agentos_obs.integrations.langchain import instrument
+    instrument()
+
+How runs map to spans:
+
+* Parents come only from LangChain's own ``parent_run_id`` (a ``run_id -> span`` map), never
+  from an ambient stack, so ``batch``, ``asyncio.gather`` of hundreds of chains and LangGraph's
+  thread pools all give correct trees. The handler never sets a context variable.
+* A run whose parent the handler does not know is a root: it nests under the AgentOS span
+  active in the caller's context (``tracer.start_span("planner", SpanKind.AGENT)``) when
+  there is one, else it starts a new trace, exported when its root span ends.
+* Per-run state is freed at end or error; runs LangChain never ends are swept (ended as
+  TIMEOUT) after ``stale_run_timeout_s``, checked when new root runs start — no thread.
+* No failure inside the handler reaches the app (each is reported through ``_guard``);
+  the one exception let through on purpose is :class:`~agentos_obs.errors.BudgetExceeded`
+  from a budget in ``raise`` mode, so the app sees it at its next LLM call.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+try:
+    from langchain_core.callbacks import BaseCallbackHandler
+except ImportError as exc:  # pragma: no cover - depends on the extra
+    raise ImportError(
+        "agentos_obs.integrations.langchain needs LangChain: pip install 'agentos-obs[langchain]'"
+    ) from exc
+
+from .. import _guard
+from .. import attributes as attr
+from ..errors import BudgetExceeded, ConfigurationError
+from ..spans import Span, SpanKind, SpanStatus
+from ..usage import Usage
+from . import _langchain_extract as lx
+from ._content import to_text
+
+if TYPE_CHECKING:
+    from ..tracing import Tracer
+
+__all__ = ["AgentOSCallbackHandler", "instrument", "instrumented_handler", "uninstrument"]
+
+_FRAMEWORK = "langchain"
+_report = _guard.report
+_LLM = SpanKind.LLM
+_perf = time.perf_counter
+_get_default_tracer: Callable[[], Tracer] | None = None
+
+
+def _default_tracer() -> Tracer:
+    # Imported on first use: the default stack pulls in metrics, logs and the dashboard,
+    # which a handler given its own tracer never needs.
+    global _get_default_tracer
+    if _get_default_tracer is None:
+        from ..stack import get_tracer
+
+        _get_default_tracer = get_tracer
+    return _get_default_tracer()
+
+
+class _Run:
+    """What the handler keeps per open run (freed when the run ends)."""
+
+    __slots__ = ("markers", "span", "stream_usage", "streamed", "tracer")
+
+    def __init__(self, span: Span, tracer: Tracer, markers: frozenset[SpanKind]) -> None:
+        self.span = span
+        self.tracer = tracer
+        self.markers = markers  # agentos_kind markers seen on this run (children inherit them)
+        self.streamed = False
+        self.stream_usage: Usage | None = None
+
+
+class AgentOSCallbackHandler(BaseCallbackHandler):
+    """A LangChain callback handler that records every run as an AgentOS span.
+
+    One class for sync and async code. ``tracer=None`` reports to the default stack
+    (resolved when each root run starts, so a later ``agentos_obs.configure()`` applies).
+    """
+
+    # Called directly in the caller's thread or task instead of through LangChain's thread
+    # pool: the handler never touches ambient context, so this is safe, and with hundreds of
+    # concurrent async chains it saves the executor hop on every event.
+    run_inline = True
+
+    def __init__(
+        self,
+        tracer: Tracer | None = None,
+        *,
+        stale_run_timeout_s: float = 600.0,
+        sweep_interval_s: float = 30.0,
+    ) -> None:
+        super().__init__()
+        from ..tracing import Tracer
+
+        if tracer is not None and not isinstance(tracer, Tracer):
+            raise ConfigurationError(f"tracer must be an agentos_obs.Tracer, got {tracer!r}")
+        for label, value in (
+            ("stale_run_timeout_s", stale_run_timeout_s),
+            ("sweep_interval_s", sweep_interval_s),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"{label} must be a positive number, got {value!r}")
+        self._tracer = tracer
+        self.stale_run_timeout_s = float(stale_run_timeout_s)
+        self.sweep_interval_s = float(sweep_interval_s)
+        self._runs: dict[Any, _Run] = {}
+        self._next_sweep = _perf() + self.sweep_interval_s
+        self._enabled = True
+        self._raise_all = False
+
+    # -- LangChain's knobs ---------------------------------------------------------------
+    @property  # type: ignore[override]
+    def raise_error(self) -> bool:
+        """Read by LangChain inside its ``except`` block around our callback: True lets the
+        exception through. Only a BudgetExceeded does (or anything in strict mode, so the
+        test suite sees our bugs); every other failure was already reported by us."""
+        return (
+            self._raise_all or isinstance(sys.exc_info()[1], BudgetExceeded) or _guard.is_strict()
+        )
+
+    @raise_error.setter
+    def raise_error(self, value: bool) -> None:
+        self._raise_all = bool(value)
+
+    # -- public helpers ------------------------------------------------------------------
+    @property
+    def tracer(self) -> Tracer:
+        """The tracer spans go to (the default stack's when none was given)."""
+        return self._tracer if self._tracer is not None else _default_tracer()
+
+    @property
+    def open_run_count(self) -> int:
+        """Runs started and not yet ended (0 when idle: nothing is kept after a run)."""
+        return len(self._runs)
+
+    def sweep(self, max_age_s: float | None = None) -> int:
+        """End runs open for longer than ``max_age_s`` (default ``stale_run_timeout_s``) as
+        TIMEOUT and forget them. Returns how many were ended."""
+        limit_ms = (self.stale_run_timeout_s if max_age_s is None else max_age_s) * 1000.0
+        stale = [
+            (run_id, state)
+            for run_id, state in self._runs.copy().items()
+            if state.span.ended or state.span.duration_ms >= limit_ms
+        ]
+        # Youngest first: children end before the parents they belong to.
+        stale.sort(key=lambda item: item[1].span.duration_ms)
+        ended = 0
+        for run_id, state in stale:
+            if self._runs.pop(run_id, None) is not state:
+                continue
+            try:
+                state.span.attributes["agentos.swept"] = True
+                state.tracer.end_span(state.span, status=SpanStatus.TIMEOUT)
+                ended += 1
+            except Exception as exc:
+                _report("langchain.sweep", exc)
+        return ended
+
+    def _maybe_sweep(self) -> None:
+        now = _perf()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.sweep_interval_s
+            if self._runs:
+                self.sweep()
+
+    # -- shared start / end ----------------------------------------------------------------
+    def _start(
+        self,
+        run_id: Any,
+        parent_run_id: Any,
+        name: str,
+        kind: SpanKind | None,
+        tags: Any,
+        metadata: Any,
+        attributes: dict[str, Any],
+        content_key: str | None = None,
+        content: Any = None,
+    ) -> _Run | None:
+        """Open a span for ``run_id``. ``kind=None``: a chain, kind read from its metadata."""
+        runs = self._runs
+        if run_id is None or run_id in runs:
+            return None  # no id to end it by, or a duplicate start: keep the first
+        parent = runs.get(parent_run_id) if parent_run_id is not None else None
+        if parent is None and not self._enabled:
+            return None  # uninstrumented: runs already open finish, new ones are not traced
+        tracer = parent.tracer if parent is not None else self.tracer
+
+        has_metadata = isinstance(metadata, dict) and bool(metadata)
+        markers = lx.markers(metadata, tags) if (has_metadata or tags) else lx.NO_MARKERS
+        if kind is not _LLM:
+            # Markers are inherited by every descendant: one the parent has is the parent's.
+            marker = lx.own_marker(markers, parent.markers if parent is not None else lx.NO_MARKERS)
+            if marker is not None:
+                kind = marker
+            elif kind is None:
+                kind = lx.chain_kind(name, metadata)
+
+        attributes[attr.FRAMEWORK] = _FRAMEWORK
+        attributes[attr.RUN_ID] = str(run_id)
+        if tags:
+            kept = lx.user_tags(tags)
+            if kept:
+                attributes[attr.TAGS] = kept
+        user_id = session_id = None
+        if has_metadata:
+            node = metadata.get("langgraph_node")
+            if node is not None:
+                attributes[attr.LANGGRAPH_NODE] = str(node)
+                step = metadata.get("langgraph_step")
+                if isinstance(step, int):
+                    attributes[attr.LANGGRAPH_STEP] = step
+            if parent is None:
+                user_id = metadata.get("user_id")
+                session_id = metadata.get("session_id")
+                if user_id is not None:
+                    attributes[attr.USER_ID] = user_id = str(user_id)
+                if session_id is not None:
+                    attributes[attr.SESSION_ID] = session_id = str(session_id)
+        config = tracer.config
+        if content_key is not None and content is not None and config.capture_content:
+            attributes[content_key] = to_text(content, config.max_content_length)
+
+        if parent is not None:
+            span = tracer.begin_span(name, kind, parent=parent.span, attributes=attributes)
+        else:
+            self._maybe_sweep()
+            span = tracer.begin_span(name, kind, use_context=True, attributes=attributes)
+            trace = span.trace
+            if trace is not None:
+                if user_id is not None:
+                    trace.attributes.setdefault(attr.USER_ID, user_id)
+                if session_id is not None:
+                    trace.attributes.setdefault(attr.SESSION_ID, session_id)
+        state = _Run(span, tracer, markers)
+        runs[run_id] = state
+        return state
+
+    def _end(self, run_id: Any, status: SpanStatus | None = None) -> None:
+        state = self._runs.pop(run_id, None) if run_id is not None else None
+        if state is not None:
+            state.tracer.end_span(state.span, status=status)
+
+    def _fail(self, run_id: Any, error: Any) -> None:
+        state = self._runs.pop(run_id, None) if run_id is not None else None
+        if state is None:
+            return
+        span = state.span
+        if state.stream_usage is not None:
+            # Tokens streamed before the failure were produced (and billed) all the same.
+            self._record_usage(state, state.stream_usage, None)
+        if not isinstance(error, BaseException):
+            span.attributes[attr.ERROR_MESSAGE] = "unknown error"
+            state.tracer.end_span(span, status=SpanStatus.ERROR)
+        elif lx.is_interrupt(error):
+            # LangGraph pausing for a human or handing control to a parent: not a failure.
+            span.attributes["langgraph.interrupt"] = type(error).__name__
+            span.add_event("langgraph.interrupt", {"type": type(error).__name__})
+            state.tracer.end_span(span)
+        else:
+            state.tracer.end_span(span, error=error)
+
+    def _capture(self, state: _Run, key: str, value: Any) -> None:
+        config = state.tracer.config
+        if config.capture_content and value is not None:
+            state.span.attributes[key] = to_text(value, config.max_content_length)
+
+    def _record_usage(self, state: _Run, usage: Usage, model: str | None) -> None:
+        span = state.span
+        state.tracer.record_usage_from(
+            span, usage, model=model or span.model_name or None, provider=span.provider
+        )
+
+    # -- chains (also prompts, parsers, lambdas, LangGraph graphs and nodes) ---------------
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None = None,
+        inputs: Any = None,
+        *,
+        run_id: UUID | None = None,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            name = lx.run_name(serialized, kwargs.get("name"))
+            attributes: dict[str, Any] = {}
+            run_type = kwargs.get("run_type")
+            if isinstance(run_type, str):
+                attributes["langchain.run_type"] = run_type
+            self._start(
+                run_id,
+                parent_run_id,
+                name,
+                None,
+                tags,
+                metadata,
+                attributes,
+                attr.INPUT_VALUE,
+                inputs,
+            )
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            _report("langchain.on_chain_start", exc)
+
+    def on_chain_end(
+        self, outputs: Any = None, *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            state = self._runs.pop(run_id, None) if run_id is not None else None
+            if state is None:
+                return
+            span = state.span
+            self._capture(state, attr.OUTPUT_VALUE, outputs)
+            if isinstance(outputs, dict) and "__interrupt__" in outputs:
+                span.attributes["langgraph.interrupted"] = True
+            status = None
+            if span.children and any(not child.ended for child in span.children):
+                # Ending while its children still run: the consumer stopped reading a sync
+                # stream (LangChain reports that as a normal end). The children finish later.
+                status = SpanStatus.CANCELLED
+                span.attributes["agentos.abandoned"] = True
+            state.tracer.end_span(span, status=status)
+        except Exception as exc:
+            _report("langchain.on_chain_end", exc)
+
+    def on_chain_error(
+        self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            self._fail(run_id, error)
+        except Exception as exc:
+            _report("langchain.on_chain_error", exc)
+
+    # -- models ------------------------------------------------------------------------------
+    def _start_model(
+        self,
+        serialized: Any,
+        run_id: Any,
+        parent_run_id: Any,
+        tags: Any,
+        metadata: Any,
+        kwargs: dict[str, Any],
+        content_key: str,
+        content: Any,
+    ) -> None:
+        params = kwargs.get("invocation_params")
+        name = lx.run_name(serialized, kwargs.get("name"))
+        model = lx.request_model(metadata, params, serialized)
+        provider = metadata.get("ls_provider") if isinstance(metadata, dict) else None
+        attributes: dict[str, Any] = {}
+        if model:
+            attributes[attr.LLM_REQUEST_MODEL] = model
+        params_json = lx.invocation_params_json(params)
+        if params_json is not None:
+            attributes[attr.LLM_INVOCATION_PARAMS] = params_json
+        state = self._start(
+            run_id, parent_run_id, name, _LLM, tags, metadata, attributes, content_key, content
+        )
+        if state is not None:
+            if model:
+                state.span.model_name = model
+            if isinstance(provider, str) and provider:
+                state.span.provider = provider
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None = None,
+        messages: Any = None,
+        *,
+        run_id: UUID | None = None,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            # LangChain starts one run per message list: a list of one is the usual case.
+            if isinstance(messages, list) and len(messages) == 1:
+                messages = messages[0]
+            self._start_model(
+                serialized, run_id, parent_run_id, tags, metadata, kwargs,
+                attr.LLM_INPUT_MESSAGES, messages,
+            )  # fmt: skip
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            _report("langchain.on_chat_model_start", exc)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None = None,
+        prompts: Any = None,
+        *,
+        run_id: UUID | None = None,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            if isinstance(prompts, list) and len(prompts) == 1:
+                prompts = prompts[0]
+            self._start_model(
+                serialized, run_id, parent_run_id, tags, metadata, kwargs,
+                attr.LLM_INPUT_MESSAGES, prompts,
+            )  # fmt: skip
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            _report("langchain.on_llm_start", exc)
+
+    def on_llm_new_token(
+        self,
+        token: Any = None,
+        *,
+        chunk: Any = None,
+        run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Sync LangChain passes ``token`` by keyword, async positionally: both land here.
+        try:
+            state = self._runs.get(run_id) if run_id is not None else None
+            if state is None:
+                return
+            if not state.streamed:
+                state.streamed = True
+                span = state.span
+                span.attributes[attr.LLM_TIME_TO_FIRST_TOKEN_MS] = span.duration_ms
+                span.attributes[attr.LLM_STREAMING] = True
+            if chunk is not None:
+                usage = lx.message_usage(getattr(chunk, "message", None))
+                if usage is not None:
+                    previous = state.stream_usage
+                    state.stream_usage = usage if previous is None else previous + usage
+        except Exception as exc:
+            _report("langchain.on_llm_new_token", exc)
+
+    def on_llm_end(
+        self, response: Any = None, *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            state = self._runs.pop(run_id, None) if run_id is not None else None
+            if state is None:
+                return
+            span = state.span
+            outcome = lx.read_llm_result(response, span.provider)
+            # The merged message at the end already holds what the chunks carried: the
+            # chunks' own sum is only the fallback, so streamed usage is counted once.
+            usage = outcome.usage if outcome.usage is not None else state.stream_usage
+            if outcome.finish_reason is not None:
+                span.attributes[attr.LLM_FINISH_REASON] = outcome.finish_reason
+            if usage is not None:
+                self._record_usage(state, usage, outcome.model)
+            elif outcome.model:
+                span.model_name = outcome.model
+            if state.tracer.config.capture_content:
+                self._capture(state, attr.LLM_OUTPUT_MESSAGES, _generations_content(response))
+            state.tracer.end_span(span)
+        except Exception as exc:
+            _report("langchain.on_llm_end", exc)
+
+    def on_llm_error(self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any) -> None:
+        try:
+            self._fail(run_id, error)
+        except Exception as exc:
+            _report("langchain.on_llm_error", exc)
+
+    # -- tools -------------------------------------------------------------------------------
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None = None,
+        input_str: Any = None,
+        *,
+        run_id: UUID | None = None,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            name = lx.run_name(serialized, kwargs.get("name"))
+            attributes: dict[str, Any] = {attr.TOOL_NAME: name}
+            call_id = kwargs.get("tool_call_id")
+            if isinstance(call_id, str) and call_id:
+                attributes[attr.TOOL_CALL_ID] = call_id
+            self._start(
+                run_id, parent_run_id, name, SpanKind.TOOL, tags, metadata, attributes,
+                attr.INPUT_VALUE, inputs if inputs is not None else input_str,
+            )  # fmt: skip
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            _report("langchain.on_tool_start", exc)
+
+    def on_tool_end(self, output: Any = None, *, run_id: UUID | None = None, **kwargs: Any) -> None:
+        try:
+            state = self._runs.pop(run_id, None) if run_id is not None else None
+            if state is None:
+                return
+            span = state.span
+            status = None
+            # A ToolMessage: the tool's error handled by LangChain comes back as status="error".
+            if getattr(output, "status", None) == "error":
+                status = SpanStatus.ERROR
+                span.attributes[attr.ERROR_TYPE] = "ToolError"
+                span.attributes["error"] = "tool returned an error"
+            call_id = getattr(output, "tool_call_id", None)
+            if isinstance(call_id, str) and call_id:
+                span.attributes.setdefault(attr.TOOL_CALL_ID, call_id)
+            if state.tracer.config.capture_content:
+                content = getattr(output, "content", output)
+                self._capture(state, attr.OUTPUT_VALUE, content)
+            state.tracer.end_span(span, status=status)
+        except Exception as exc:
+            _report("langchain.on_tool_end", exc)
+
+    def on_tool_error(
+        self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            self._fail(run_id, error)
+        except Exception as exc:
+            _report("langchain.on_tool_error", exc)
+
+    # -- retrievers --------------------------------------------------------------------------
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any] | None = None,
+        query: Any = None,
+        *,
+        run_id: UUID | None = None,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            name = lx.run_name(serialized, kwargs.get("name"), default="Retriever")
+            self._start(
+                run_id, parent_run_id, name, SpanKind.RETRIEVAL, tags, metadata, {},
+                attr.RETRIEVAL_QUERY, query,
+            )  # fmt: skip
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            _report("langchain.on_retriever_start", exc)
+
+    def on_retriever_end(
+        self, documents: Any = None, *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            state = self._runs.pop(run_id, None) if run_id is not None else None
+            if state is None:
+                return
+            span = state.span
+            count = lx.document_count(documents)
+            if count is not None:
+                span.attributes[attr.RETRIEVAL_DOCUMENT_COUNT] = count
+                scores = lx.top_scores(documents)
+                if scores:
+                    span.attributes[attr.RETRIEVAL_TOP_SCORES] = scores
+            self._capture(state, attr.RETRIEVAL_DOCUMENTS, documents)
+            state.tracer.end_span(span)
+        except Exception as exc:
+            _report("langchain.on_retriever_end", exc)
+
+    def on_retriever_error(
+        self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            self._fail(run_id, error)
+        except Exception as exc:
+            _report("langchain.on_retriever_error", exc)
+
+    # -- events on an open run ---------------------------------------------------------------
+    def _event(self, run_id: Any, name: str, attributes: dict[str, Any]) -> None:
+        state = self._runs.get(run_id) if run_id is not None else None
+        if state is not None:
+            state.span.add_event(name, attributes)
+
+    def on_retry(
+        self, retry_state: Any = None, *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            attempt = getattr(retry_state, "attempt_number", None)
+            self._event(run_id, "retry", {"attempt": attempt} if isinstance(attempt, int) else {})
+        except Exception as exc:
+            _report("langchain.on_retry", exc)
+
+    def on_custom_event(
+        self, name: Any = None, data: Any = None, *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            # The payload is the app's data (content): only the event's name is kept.
+            self._event(run_id, str(name), {})
+        except Exception as exc:
+            _report("langchain.on_custom_event", exc)
+
+    def on_agent_action(
+        self, action: Any = None, *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            tool = getattr(action, "tool", None)
+            self._event(run_id, "agent_action", {"tool": tool} if isinstance(tool, str) else {})
+        except Exception as exc:
+            _report("langchain.on_agent_action", exc)
+
+    def on_agent_finish(
+        self, finish: Any = None, *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            self._event(run_id, "agent_finish", {})
+        except Exception as exc:
+            _report("langchain.on_agent_finish", exc)
+
+    def __repr__(self) -> str:
+        target = "default stack" if self._tracer is None else self._tracer.service_name
+        return f"AgentOSCallbackHandler({target}, open_runs={len(self._runs)})"
+
+
+def _generations_content(response: Any) -> Any:
+    generations = getattr(response, "generations", None)
+    if not isinstance(generations, list):
+        return None
+    out: list[Any] = []
+    for choices in generations:
+        for generation in choices if isinstance(choices, list) else [choices]:
+            message = getattr(generation, "message", None)
+            out.append(message if message is not None else getattr(generation, "text", None))
+    return out[0] if len(out) == 1 else out
+
+
+from ._langchain_global import instrument, instrumented_handler, uninstrument  # noqa: E402
