@@ -132,6 +132,8 @@ def test_counter_rejects_negative_and_wrong_labels(registry: MetricsRegistry) ->
     plain = registry.counter("plain_total")
     with pytest.raises(ValueError, match="negative"):
         plain.inc(-1)
+    with pytest.raises(ValueError, match="NaN"):
+        plain.inc(float("nan"))
     labelled = registry.counter("labelled_total", labelnames=("model",))
     with pytest.raises(ValueError, match="takes labels"):
         labelled.inc(provider="x")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import os
 import subprocess
+import sys
+import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -394,3 +398,41 @@ def test_default_metrics_pass_promtool(tracer: Tracer, registry: MetricsRegistry
     parsed = {f.name: f for f in text_string_to_metric_families(registry.to_openmetrics_text())}
     assert parsed["llm_latency_seconds"].type == "histogram"
     assert any(s.exemplar for s in parsed["llm_latency_seconds"].samples)
+
+
+def test_multiprocess_mode_writes_each_span_to_the_files(tmp_path: Path) -> None:
+    # Another process reads the files without asking this one: updates are applied at
+    # once (SeriesBatch.immediate), not at this process's next scrape.
+    worker = textwrap.dedent(
+        """
+        from agentos_obs.metrics import MetricsRegistry
+        from agentos_obs.span_metrics import SpanMetricsProcessor
+        from agentos_obs.spans import SpanKind
+        from agentos_obs.tracing import Tracer
+
+        registry = MetricsRegistry()
+        processor = SpanMetricsProcessor(registry)
+        assert processor._batch.immediate
+        tracer = Tracer("worker")
+        tracer.add_span_processor(processor)
+        with tracer.start_span("agent", SpanKind.AGENT):
+            with tracer.start_span("llm", SpanKind.LLM) as span:
+                tracer.record_usage(span, model="m", provider="p", input_tokens=7,
+                                    output_tokens=3, cost_usd=0.5)
+        import os
+        os._exit(0)  # no interpreter shutdown: nothing may flush on the way out
+        """
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", worker], env=env, check=True, timeout=120)
+    from prometheus_client import generate_latest
+
+    from agentos_obs.metrics import multiprocess_registry
+
+    text = generate_latest(multiprocess_registry(str(tmp_path))).decode()
+    assert 'llm_calls_total{model="m",provider="p",status="ok"} 2.0' in text
+    assert 'llm_tokens_total{model="m",provider="p",type="input"} 14.0' in text
+    assert 'llm_cost_usd_total{model="m",provider="p"} 1.0' in text
+    assert 'agent_invocations_total{agent="agent"} 2.0' in text
+    assert "\nactive_agents 0.0" in text

@@ -14,11 +14,15 @@
 * ``agentos_obs_internal_errors_total`` / ``agentos_obs_dropped_total`` in every registry,
   so the failures the library swallows to protect the app are visible on a dashboard.
 
+* :class:`SeriesBatch` for writers that update many series per event (the span metrics
+  processor): one lock per event instead of one per series, sums applied before any read.
+
 Hot path: label children keep direct references to ``prometheus_client``'s value objects
-(``_value``, ``_sum``, ``_buckets``; stable since 0.4), skipping the per-call checks of the
-public methods (a histogram observation with an exemplar costs ~2.2 µs through the public
-API, ~0.6 µs here). Every such access falls back to the public method when the attribute is
-missing, so a future ``prometheus_client`` only makes it slower, not wrong.
+(``_value``, ``_sum``, ``_buckets``, ``_upper_bounds``; unchanged for years), skipping the
+per-call checks of the public methods (an observation with an exemplar: ~2.2 µs through
+the public API, ~1.2 µs here, ~0.2 µs added to a SeriesBatch, on the 2-core test machine).
+Each such access falls back to the public method when the attribute is missing, so a
+future ``prometheus_client`` only makes it slower, not wrong.
 """
 
 from __future__ import annotations
@@ -136,8 +140,8 @@ class CounterChild:
         self._add: Callable[[float], None] = value.inc if hasattr(value, "inc") else prom.inc
 
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
-        if amount < 0:
-            raise ValueError(f"counters only go up: inc({amount!r}) is negative")
+        if not amount >= 0:  # NaN too: it would poison the counter for good
+            raise ValueError(f"counters only go up: inc({amount!r}) is negative or NaN")
         if exemplar:
             self._prom.inc(amount, dict(exemplar))
         else:

@@ -67,7 +67,7 @@ __all__ = [
     "SpanMetricsProcessor",
 ]
 
-# Per-call cost in USD, 1-2.5-5 steps over seven decades. The low end is a short call to a
+# Per-call cost in USD, 1-2.5-5 steps over six decades. The low end is a short call to a
 # small model (gpt-4o-mini, 500 in / 100 out ≈ $0.00014); the middle a typical frontier
 # call (gpt-4o, 2k in / 500 out ≈ $0.01); the top a long-context call to the dearest models
 # (200k tokens to an Opus-class model ≈ $3) or a runaway loop. Each bucket is about
@@ -77,7 +77,7 @@ LLM_COST_USD_BUCKETS: tuple[float, ...] = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
-# Any span, agent runs too: from a 1 ms in-process step up to an 11-minute agent run (the
+# Any span, agent runs too: from a ~1 ms in-process step up to an 11-minute agent run (the
 # GenAI duration buckets, with three smaller and three larger bounds in the same doubling).
 SPAN_DURATION_BUCKETS: tuple[float, ...] = (
     0.00125, 0.0025, 0.005, *GENAI_DURATION_BUCKETS, 163.84, 327.68, 655.36,
@@ -190,6 +190,8 @@ class SpanMetricsProcessor:
     registry; it may serve several tracers. ``max_label_values`` bounds each label
     (agents, tools, model/provider pairs): further values are counted under ``other`` and
     the overflow is reported in ``agentos_obs_dropped_total{component="span_metrics.labels"}``.
+    The default, 200, keeps the worst case of the model labels near 25k series (one
+    model/provider pair is ~110 series, most of them histogram buckets).
 
     ``on_end`` takes one lock and adds to plain numbers (:class:`~.metrics.SeriesBatch`);
     the registry applies them to prometheus_client before every read.
@@ -200,11 +202,15 @@ class SpanMetricsProcessor:
         registry: MetricsRegistry,
         *,
         tracer: Tracer | None = None,
-        max_label_values: int = 1000,
+        max_label_values: int = 200,
     ) -> None:
         if not isinstance(registry, MetricsRegistry):
             raise ConfigurationError(f"expected a MetricsRegistry, got {registry!r}")
-        if isinstance(max_label_values, bool) or int(max_label_values) < 1:
+        if (
+            not isinstance(max_label_values, int)
+            or isinstance(max_label_values, bool)
+            or max_label_values < 1
+        ):
             raise ConfigurationError(f"max_label_values must be >= 1, got {max_label_values!r}")
         self.registry = registry
         self.max_label_values = int(max_label_values)
