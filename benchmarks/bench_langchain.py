@@ -37,7 +37,7 @@ from agentos_obs.integrations.langchain import (
     uninstrument,
 )
 from agentos_obs.tracing import Tracer
-from lc_fakes import FakeUsageChatModel
+from lc_fakes import FakeUsageChatModel  # type: ignore[import-not-found]
 
 RUNS_PER_INVOKE = 4
 
@@ -89,7 +89,7 @@ def _catalog() -> Any:
 
         class FlatPrices:  # stand-in until the price catalog lands
             def cost(self, model: str, usage: Any, provider: str | None = None) -> float:
-                return usage.input_tokens * 1.5e-7 + usage.output_tokens * 6e-7
+                return float(usage.input_tokens * 1.5e-7 + usage.output_tokens * 6e-7)
 
         return FlatPrices()
 

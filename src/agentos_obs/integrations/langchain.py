@@ -269,8 +269,12 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
             state.tracer.end_span(span, status=SpanStatus.ERROR)
         elif lx.is_interrupt(error):
             # LangGraph pausing for a human or handing control to a parent: not a failure.
-            span.attributes["langgraph.interrupt"] = type(error).__name__
-            span.add_event("langgraph.interrupt", {"type": type(error).__name__})
+            kind = type(error).__name__
+            span.attributes["langgraph.interrupt"] = kind
+            span.add_event("langgraph.interrupt", {"type": kind})
+            graph = span.parent.ancestor(SpanKind.AGENT) if span.parent is not None else None
+            if graph is not None and kind != "ParentCommand":
+                graph.attributes["langgraph.interrupted"] = True
             state.tracer.end_span(span)
         else:
             state.tracer.end_span(span, error=error)
@@ -329,8 +333,6 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
                 return
             span = state.span
             self._capture(state, attr.OUTPUT_VALUE, outputs)
-            if isinstance(outputs, dict) and "__interrupt__" in outputs:
-                span.attributes["langgraph.interrupted"] = True
             status = None
             if span.children and any(not child.ended for child in span.children):
                 # Ending while its children still run: the consumer stopped reading a sync
