@@ -104,7 +104,13 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
         *,
         stale_run_timeout_s: float = 600.0,
         sweep_interval_s: float = 30.0,
+        run_inline: bool = True,
     ) -> None:
+        """``run_inline=False`` sends async events through LangChain's thread pool like other
+        sync handlers. Use it when a non-inline handler of yours must see ``on_llm_start``
+        of async *completion* (non-chat) models: in langchain-core 1.x
+        ``AsyncCallbackManager.on_llm_start`` skips non-inline handlers whenever an inline
+        one (this handler, or LangSmith's tracer) is present."""
         super().__init__()
         from ..tracing import Tracer
 
@@ -117,6 +123,7 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigurationError(f"{label} must be a positive number, got {value!r}")
         self._tracer = tracer
+        self.run_inline = bool(run_inline)
         self.stale_run_timeout_s = float(stale_run_timeout_s)
         self.sweep_interval_s = float(sweep_interval_s)
         self._runs: dict[Any, _Run] = {}
@@ -327,6 +334,7 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
     def on_chain_end(
         self, outputs: Any = None, *, run_id: UUID | None = None, **kwargs: Any
     ) -> None:
+        state = None
         try:
             state = self._runs.pop(run_id, None) if run_id is not None else None
             if state is None:
@@ -342,6 +350,8 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
             state.tracer.end_span(span, status=status)
         except Exception as exc:
             _report("langchain.on_chain_end", exc)
+        finally:
+            _end_unless_ended(state)
 
     def on_chain_error(
         self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any
@@ -458,6 +468,7 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
     def on_llm_end(
         self, response: Any = None, *, run_id: UUID | None = None, **kwargs: Any
     ) -> None:
+        state = None
         try:
             state = self._runs.pop(run_id, None) if run_id is not None else None
             if state is None:
@@ -478,6 +489,8 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
             state.tracer.end_span(span)
         except Exception as exc:
             _report("langchain.on_llm_end", exc)
+        finally:
+            _end_unless_ended(state)
 
     def on_llm_error(self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any) -> None:
         try:
@@ -514,6 +527,7 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
             _report("langchain.on_tool_start", exc)
 
     def on_tool_end(self, output: Any = None, *, run_id: UUID | None = None, **kwargs: Any) -> None:
+        state = None
         try:
             state = self._runs.pop(run_id, None) if run_id is not None else None
             if state is None:
@@ -534,6 +548,8 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
             state.tracer.end_span(span, status=status)
         except Exception as exc:
             _report("langchain.on_tool_end", exc)
+        finally:
+            _end_unless_ended(state)
 
     def on_tool_error(
         self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any
@@ -569,6 +585,7 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
     def on_retriever_end(
         self, documents: Any = None, *, run_id: UUID | None = None, **kwargs: Any
     ) -> None:
+        state = None
         try:
             state = self._runs.pop(run_id, None) if run_id is not None else None
             if state is None:
@@ -584,6 +601,8 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
             state.tracer.end_span(span)
         except Exception as exc:
             _report("langchain.on_retriever_end", exc)
+        finally:
+            _end_unless_ended(state)
 
     def on_retriever_error(
         self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any
@@ -637,6 +656,18 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
     def __repr__(self) -> str:
         target = "default stack" if self._tracer is None else self._tracer.service_name
         return f"AgentOSCallbackHandler({target}, open_runs={len(self._runs)})"
+
+
+def _end_unless_ended(state: _Run | None) -> None:
+    """End a run's span that reading its end payload failed to end (a payload that raised):
+    it was already forgotten by the handler, so nothing else would ever end it."""
+    if state is None or state.span.ended:
+        return
+    try:
+        state.span.attributes["agentos.end_payload_unreadable"] = True
+        state.tracer.end_span(state.span)
+    except Exception as exc:
+        _report("langchain.end", exc)
 
 
 def _generations_content(response: Any) -> Any:
