@@ -39,7 +39,7 @@ _UNIT_SECONDS = {
     "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600,
     "d": 86400, "day": 86400, "days": 86400, "w": 604800, "wk": 604800,
 }  # fmt: skip
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$", re.I)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$", re.I)
 
 
 class CLIError(Exception):
@@ -78,13 +78,13 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
 
 
 def parse_duration_ms(text: str) -> float:
-    """``500ms``, ``2s``, ``1.5m`` or a bare number of milliseconds."""
+    """``500ms``, ``2s``, ``1.5m``, ``1h`` or a bare number of milliseconds."""
     match = _DURATION.match(text)
     if not match:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use e.g. 500ms, 2s or 250")
     value = float(match.group(1))
     unit = (match.group(2) or "ms").lower()
-    return value * {"ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+    return value * {"ms": 1.0, "s": 1e3, "m": 6e4, "min": 6e4, "h": 3.6e6}[unit]
 
 
 def parse_non_negative(text: str) -> float:

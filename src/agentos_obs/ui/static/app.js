@@ -91,7 +91,13 @@ function fmtPct(x) {
 function fmtTime(ms) {
   if (!ms) return "–";
   const d = new Date(ms);
-  return d.toLocaleString("en-GB", { hour12: false });
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function plural(n, word) {
+  return fmtInt(n) + " " + word + (n === 1 ? "" : "s");
 }
 
 function fmtValue(value) {
@@ -179,17 +185,17 @@ async function renderOverview() {
       el("h1", null, "Overview"),
       el("span", { class: "sub" }, summary.trace_count ? rangeLabel() : "No traces yet: run `agentos-obs demo` or instrument an app.")),
     el("div", { class: "grid kpis" },
-      kpi("Traces", fmtInt(summary.trace_count), fmtInt(summary.span_count) + " spans", "kpi-traces"),
-      kpi("Error rate", fmtPct(summary.error_rate), fmtInt(summary.error_count) + " failed traces", "kpi-error-rate", summary.error_rate > 0),
+      kpi("Traces", fmtInt(summary.trace_count), plural(summary.span_count, "span"), "kpi-traces"),
+      kpi("Error rate", fmtPct(summary.error_rate), plural(summary.error_count, "failed trace"), "kpi-error-rate", summary.error_rate > 0),
       kpi("Latency p50", fmtMs(lat.p50), "per trace", "kpi-p50"),
       kpi("Latency p95", fmtMs(lat.p95), "p99 " + fmtMs(lat.p99), "kpi-p95"),
-      kpi("Total cost", fmtCost(summary.cost_usd), summary.unpriced_llm_calls ? fmtInt(summary.unpriced_llm_calls) + " unpriced calls" : "all calls priced", "kpi-cost"),
+      kpi("Total cost", fmtCost(summary.cost_usd), summary.unpriced_llm_calls ? plural(summary.unpriced_llm_calls, "unpriced call") : "all calls priced", "kpi-cost"),
       kpi("Tokens", fmtInt(summary.total_tokens), fmtInt(summary.input_tokens) + " in · " + fmtInt(summary.output_tokens) + " out", "kpi-tokens"),
       kpi("LLM calls", fmtInt(summary.llm_calls), null, "kpi-llm-calls")),
     el("div", { class: "grid two" },
       el("div", { class: "panel chart" }, el("h2", null, "Traces over time"),
         barChart(series.points, [
-          { key: "ok", label: "ok", color: "#60a5fa", value: (pt) => pt.traces - pt.errors },
+          { key: "ok", label: "ok", color: "#60a5fa", value: (pt) => pt.traces - pt.errors, integer: true },
           { key: "errors", label: "errors", color: "#ef4444", value: (pt) => pt.errors },
         ], fmtInt)),
       el("div", { class: "panel chart" }, el("h2", null, "Cost over time"),
@@ -223,12 +229,12 @@ function breakdownPanel(title, id, rows) {
   const max = Math.max(0, ...rows.map((r) => r.cost_usd || 0));
   const body = rows.length === 0
     ? el("div", { class: "empty" }, "No data")
-    : el("table", null,
+    : el("table", { class: "compact" },
       el("thead", null, el("tr", null,
         el("th", null, title.replace("Cost by ", "")), el("th", { class: "num" }, "Calls"),
         el("th", { class: "num" }, "Tokens"), el("th", { class: "num" }, "Cost"), el("th", { class: "barcell" }, ""))),
       el("tbody", null, rows.map((r) => el("tr", null,
-        el("td", { class: "key" }, r.key === null || r.key === "" ? "(none)" : r.key),
+        el("td", { class: "key", title: r.key === null ? "" : String(r.key) }, r.key === null || r.key === "" ? "(none)" : r.key),
         el("td", { class: "num" }, fmtInt(r.calls)),
         el("td", { class: "num" }, fmtInt((r.input_tokens || 0) + (r.output_tokens || 0))),
         el("td", { class: "num" }, fmtCost(r.cost_usd)),
@@ -271,19 +277,29 @@ function budgetsPanel(budgets) {
       const cls = frac >= 1 ? "over" : frac >= 0.8 ? "warn" : "";
       return el("div", { class: "budget " + cls },
         el("div", { class: "row" },
-          el("span", null, el("b", null, b.name), " ", el("span", { class: "muted" }, b.period)),
+          el("b", null, b.name),
           el("span", null, fmtCost(b.spent_usd), " of ", fmtCost(b.limit_usd), " (", fmtPct(frac), ")")),
         el("div", { class: "track" }, el("div", { class: "fill", style: { width: Math.min(100, frac * 100) + "%" } })));
     });
   return el("div", { class: "panel", id: "budgets" }, el("h2", null, "Budgets"), body);
 }
 
+/* The smallest "nice" number (1, 2, 2.5, 5 × 10^k) >= x, so axis ticks at quarters read well;
+ * whole numbers for counts (at least 4, so the quarter ticks are integers). */
+function niceCeil(x, integer) {
+  if (x <= 0) return 0;
+  if (integer) return Math.max(4, 4 * Math.ceil(x / 4));
+  const base = Math.pow(10, Math.floor(Math.log10(x)));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * base >= x) return m * base;
+  return 10 * base;
+}
+
 /* A stacked bar chart in inline SVG; each bar has a <title> tooltip (text only). */
 function barChart(points, series, fmt) {
   points = points || [];
-  const W = 600, H = 180, padL = 48, padB = 22, padT = 8, padR = 8;
+  const W = 600, H = 180, padL = 62, padB = 22, padT = 8, padR = 8;
   const totals = points.map((pt) => series.reduce((acc, s) => acc + (s.value(pt) || 0), 0));
-  const max = Math.max(0, ...totals);
+  const max = niceCeil(Math.max(0, ...totals), series[0].integer);
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img" });
   const plotH = H - padB - padT, plotW = W - padL - padR;
   for (let i = 0; i <= 4; i++) {
