@@ -187,6 +187,8 @@ class LlamaIndexBridge:
     ) -> Span | None:
         if self._abandoned:
             self._drain_abandoned()
+        if li_id in self._states:  # entered twice: keep the first (as LlamaIndex does)
+            return None
         parent = self._states.get(parent_id) if parent_id is not None else None
         if parent is not None:
             tracer = parent.tracer
@@ -239,8 +241,10 @@ class LlamaIndexBridge:
             if refused is None:
                 raise
             # LlamaIndex swallows every handler exception, so the call goes ahead anyway: it
-            # is recorded on the span the budget refused (see the module docs of llama_index).
+            # is recorded on the span the budget refused (see the module docs of llama_index),
+            # and the unenforced budget is logged once and counted.
             refused.record_exception(exc)
+            report("llama_index.budget_not_enforced", exc, reraise_in_strict=False)
             span = refused
         state = SpanState(li_id, span, tracer, parent, kind)
         state.provider = provider

@@ -36,7 +36,9 @@ span and event handler call in ``except BaseException: pass``, so ``BudgetExceed
 while the LLM span opens never reaches the app, and there is no other hook in the call path
 that is not swallowed. The call goes ahead and is recorded on the LLM span the budget
 refused: status ERROR with ``error.type`` ``BudgetExceeded``, its tokens and cost still in
-the trace. To enforce a budget, check it before calling LlamaIndex, e.g.
+the trace (budget and metrics processors saw that span end before its usage was known, so
+they do not count this call); the unenforced budget is logged once and counted under
+``llama_index.budget_not_enforced``. To enforce a budget, check it before calling LlamaIndex, e.g.
 ``if budget.check(): ...`` or by opening an LLM-kind span yourself with
 ``tracer.start_span(..., SpanKind.LLM)`` around the call, which raises in your code.
 
