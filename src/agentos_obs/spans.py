@@ -272,6 +272,7 @@ class Trace:
         "_tracer",
         "attributes",
         "name",
+        "remote_parent_id",
         "root_span",
         "sampled",
         "spans",
@@ -301,6 +302,9 @@ class Trace:
         self._block = False  # opened by start_trace: done when the block exits
         self._exported = False
         self._tracer: Tracer | None = None
+        # Span id of the parent in another service when this trace continues a remote one
+        # (W3C traceparent, an active OpenTelemetry span): the parent of its root spans.
+        self.remote_parent_id: str | None = None
 
     # -- prototype API -------------------------------------------------------------
     @property

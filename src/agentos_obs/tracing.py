@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -58,6 +59,33 @@ try:  # asyncio.CancelledError is a BaseException subclass on 3.8+
     _CANCEL_TYPES = (GeneratorExit, asyncio.CancelledError)
 except ImportError:  # pragma: no cover
     pass
+
+
+RemoteParent = tuple[str, str]  # (trace id, parent span id), W3C hex
+
+
+def _otel_parent_if_loaded() -> RemoteParent | None:
+    # An active OpenTelemetry span exists only if the app loaded OpenTelemetry: never
+    # import it here (optional extra). agentos_obs.propagation replaces this on import.
+    if "opentelemetry.trace" not in sys.modules:
+        return None
+    from .propagation import remote_parent
+
+    return remote_parent()
+
+
+# Consulted when a new trace starts without an explicit trace id: a remote parent to
+# continue (W3C traceparent extracted from a request, the app's OpenTelemetry span), or None.
+_remote_parent_provider: Callable[[], RemoteParent | None] | None = _otel_parent_if_loaded
+
+
+def set_remote_parent_provider(
+    provider: Callable[[], RemoteParent | None] | None,
+) -> Callable[[], RemoteParent | None] | None:
+    """Install the function new traces ask for a remote parent; returns the previous one."""
+    global _remote_parent_provider
+    previous, _remote_parent_provider = _remote_parent_provider, provider
+    return previous
 
 
 def current_span() -> Span | None:
@@ -330,8 +358,19 @@ class Tracer:
             return list(self._active_traces.values())
 
     # -- traces ----------------------------------------------------------------------
-    def _new_trace(self, name: str, trace_id: str | None = None) -> Trace:
+    def _new_trace(
+        self, name: str, trace_id: str | None = None, parent_id: str | None = None
+    ) -> Trace:
+        if trace_id is None and _remote_parent_provider is not None:
+            try:
+                remote = _remote_parent_provider()
+            except Exception as exc:
+                report("propagation.remote_parent", exc)
+                remote = None
+            if remote is not None:
+                trace_id, parent_id = remote
         trace = Trace(trace_id or new_trace_id(), name=name)
+        trace.remote_parent_id = parent_id
         trace._tracer = self
         ratio = self.config.sampling_ratio
         if ratio < 1.0:
@@ -412,7 +451,7 @@ class Tracer:
             if active is not None and active[0]._tracer is self and not active[0]._exported:
                 trace, parent = active
         if trace is None and trace_id is not None:
-            trace = self._new_trace(name, trace_id)
+            trace = self._new_trace(name, trace_id, parent_id)
         span = self._begin(name, kind, trace, parent, attributes, start_time)
         if parent is None and parent_id is not None:
             span.parent_id = parent_id
@@ -432,7 +471,7 @@ class Tracer:
         span = Span(
             name,
             kind,
-            parent_id=parent.span_id if parent is not None else None,
+            parent_id=parent.span_id if parent is not None else trace.remote_parent_id,
             trace_id=trace.trace_id,
             attributes=dict(attributes) if attributes else {},
             start_time=start_time,

@@ -1,0 +1,264 @@
+"""JSONL and console exporters, and the batching worker under the store and OTLP exporter."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentos_obs import _guard
+from agentos_obs._batching import BatchWorker
+from agentos_obs.errors import ConfigurationError
+from agentos_obs.exporters.console import ConsoleExporter, format_trace
+from agentos_obs.exporters.jsonl import JSONLExporter
+from agentos_obs.spans import SpanKind, Trace
+from agentos_obs.tracing import Tracer
+
+
+class FixedPricing:
+    def cost(self, model: str, usage: Any, provider: str | None = None) -> float | None:
+        if model == "mystery":
+            return None
+        return usage.input_tokens / 1000 + usage.output_tokens / 500
+
+
+@pytest.fixture
+def tracer() -> Tracer:
+    return Tracer("svc", pricing=FixedPricing())  # type: ignore[arg-type]
+
+
+def agent_trace(tracer: Tracer, name: str = "research", payload: str = "") -> Trace:
+    traces: list[Trace] = []
+    tracer.add_exporter(traces.append)
+    with tracer.start_trace(name, attributes={"user.id": "u1"}):
+        with tracer.start_span("planner", SpanKind.AGENT) as agent:
+            agent.set_attribute("payload", payload)
+            with tracer.start_span("chat", SpanKind.LLM) as llm:
+                tracer.record_usage(
+                    llm, model="gpt-4o", input_tokens=1000, output_tokens=250,
+                    cache_read_tokens=100, reasoning_tokens=20,
+                )  # fmt: skip
+            try:
+                with tracer.start_span("search", SpanKind.TOOL):
+                    raise TimeoutError("too slow")
+            except TimeoutError:
+                pass
+    tracer.remove_exporter(traces.append)
+    return traces[0]
+
+
+# -- JSONL --------------------------------------------------------------------------------
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
+def test_jsonl_writes_one_trace_per_line(tracer: Tracer, tmp_path: Path) -> None:
+    exporter = JSONLExporter(tmp_path / "out" / "traces.jsonl")
+    tracer.add_exporter(exporter)
+    expected = [agent_trace(tracer, f"t{i}") for i in range(3)]
+    for trace in expected:
+        exporter.export(trace)
+    with tracer.start_span("ünïcode ✓", SpanKind.CHAIN) as span:
+        span.set_attribute("obj", object())
+    assert exporter.flush()
+    lines = read_lines(tmp_path / "out" / "traces.jsonl")
+    assert [line["name"] for line in lines[:3]] == ["t0", "t1", "t2"]
+    assert lines[0] == json.loads(json.dumps(expected[0].to_dict(), default=str))
+    assert lines[0]["spans"][1]["input_tokens"] == 1000
+    assert lines[-1]["spans"][0]["name"] == "ünïcode ✓"
+    assert lines[-1]["spans"][0]["attributes"]["obj"].startswith("<object object")
+    exporter.close()
+
+
+def test_jsonl_rotates_by_size_and_keeps_whole_lines(tracer: Tracer, tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    exporter = JSONLExporter(path, max_bytes=20_000, backup_count=2, batch_size=3)
+    trace = agent_trace(tracer, payload="x" * 3000)
+    line_size = len(json.dumps(trace.to_dict(), default=str, separators=(",", ":"))) + 1
+    for _ in range(40):
+        exporter.export(trace)
+    exporter.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["traces.jsonl", "traces.jsonl.1", "traces.jsonl.2"]
+    per_file = 20_000 // line_size
+    for name in files:
+        lines = read_lines(tmp_path / name)  # every line parses: nothing torn
+        assert 1 <= len(lines) <= per_file
+        assert (tmp_path / name).stat().st_size <= 20_000
+    assert len(read_lines(tmp_path / "traces.jsonl.1")) == per_file
+    # Older files beyond backup_count were deleted: fewer lines than traces remain.
+    assert sum(len(read_lines(tmp_path / n)) for n in files) < 40
+
+
+def test_jsonl_without_backups_truncates(tracer: Tracer, tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    exporter = JSONLExporter(path, max_bytes=1, backup_count=0, batch_size=1)
+    for i in range(3):
+        exporter.export(agent_trace(tracer, f"n{i}"))
+        exporter.flush()
+    exporter.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["t.jsonl"]
+    assert [line["name"] for line in read_lines(path)] == ["n2"]  # one oversize line per file
+
+
+def test_jsonl_from_many_threads(tracer: Tracer, tmp_path: Path) -> None:
+    exporter = JSONLExporter(tmp_path / "t-{pid}.jsonl")
+    tracer.add_exporter(exporter)
+
+    def work(worker: int) -> None:
+        for i in range(50):
+            with tracer.start_span(f"w{worker}-{i}", SpanKind.CHAIN):
+                pass
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    exporter.close()
+    assert exporter.path.name == f"t-{os.getpid()}.jsonl"
+    lines = read_lines(exporter.path)
+    assert sorted(line["name"] for line in lines) == sorted(
+        f"w{w}-{i}" for w in range(8) for i in range(50)
+    )
+
+
+def test_jsonl_configuration_and_late_exports(tracer: Tracer, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError):
+        JSONLExporter(tmp_path)
+    with pytest.raises(ConfigurationError):
+        JSONLExporter(tmp_path / "{user}.jsonl")
+    with pytest.raises(ConfigurationError):
+        JSONLExporter(tmp_path / "x.jsonl", max_bytes=-1)
+    exporter = JSONLExporter(tmp_path / "x.jsonl")
+    exporter.close()
+    exporter.export(agent_trace(tracer))
+    assert _guard.dropped_counts()["jsonl"] == 1
+
+
+def test_jsonl_write_failures_are_counted(lenient: None, tracer: Tracer, tmp_path: Path) -> None:
+    exporter = JSONLExporter(tmp_path / "gone" / "x.jsonl")
+    (tmp_path / "gone").rmdir()  # the directory disappears under the exporter
+    (tmp_path / "gone").write_text("now a file")
+    exporter.export(agent_trace(tracer))
+    assert exporter.flush()
+    assert _guard.dropped_counts()["jsonl"] == 1
+    assert _guard.failure_counts()["jsonl"] == 1
+    exporter.close()
+
+
+# -- console ------------------------------------------------------------------------------
+
+
+def test_console_prints_the_span_tree_with_usage_and_errors(tracer: Tracer) -> None:
+    stream = io.StringIO()
+    tracer.add_exporter(ConsoleExporter(stream, color=False))
+    trace = agent_trace(tracer)
+    tracer.remove_exporter(tracer.exporters[0])
+    ConsoleExporter(stream, color=False).export(trace)
+    text = stream.getvalue()
+    lines = text.splitlines()
+    assert lines[0].startswith(f"trace {trace.trace_id}  research  ")
+    assert "1,250 tokens" in lines[0] and "$1.50" in lines[0] and "user=u1" in lines[0]
+    assert lines[1].startswith("└─ agent planner")
+    assert lines[2].startswith("   ├─ llm chat  gpt-4o  in 1,000 · out 250 · cache read 100")
+    assert "reasoning 20" in lines[2] and "$1.50" in lines[2]
+    assert lines[3].startswith("   └─ tool search")
+    assert "ERROR TimeoutError: too slow" in lines[3]
+    assert "\033[" not in text
+
+
+def test_console_marks_unpriced_calls_and_colours_on_request(tracer: Tracer) -> None:
+    with tracer.start_span("chat", SpanKind.LLM) as llm:
+        tracer.record_usage(llm, model="mystery", input_tokens=5, output_tokens=5)
+    text = format_trace(llm.trace, color=True)  # type: ignore[arg-type]
+    assert "price unknown" in text and "(1 unpriced)" in text
+    assert "\033[" in text
+
+
+def test_console_handles_deep_and_wide_traces(tracer: Tracer) -> None:
+    traces: list[Trace] = []
+    tracer.add_exporter(traces.append)
+    scopes = []
+    for i in range(1500):
+        scope = tracer.start_span(f"level-{i}", SpanKind.CHAIN)
+        scope.__enter__()
+        scopes.append(scope)
+    for scope in reversed(scopes):
+        scope.__exit__(None, None, None)
+    text = format_trace(traces[0], max_spans=2000)  # no recursion limit hit
+    assert len(text.splitlines()) == 1501
+    clipped = format_trace(traces[0], max_spans=10).splitlines()
+    assert len(clipped) == 12 and clipped[-1].strip().endswith("1490 more spans")
+
+
+def test_console_defaults_to_stdout_at_export_time(
+    tracer: Tracer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracer.add_exporter(ConsoleExporter())
+    with tracer.start_span("hello", SpanKind.CHAIN):
+        pass
+    assert "chain hello" in capsys.readouterr().out
+
+
+# -- batching worker ------------------------------------------------------------------------
+
+
+def test_batch_worker_flush_waits_for_everything_queued_before() -> None:
+    handled: list[list[int]] = []
+    gate = threading.Event()
+
+    def handle(batch: list[int]) -> None:
+        gate.wait(10)
+        handled.append(batch)
+
+    worker: BatchWorker[int] = BatchWorker("t", handle, batch_size=4, flush_interval_s=3600)
+    for i in range(10):
+        assert worker.put(i)
+    assert not worker.flush(timeout_s=0.05)  # the handler is held: not done yet
+    gate.set()
+    assert worker.flush()
+    assert [i for batch in handled for i in batch] == list(range(10))
+    assert all(len(batch) <= 4 for batch in handled)
+    worker.close()
+    assert not worker.put(99)
+    assert _guard.dropped_counts()["t"] == 1
+
+
+def test_batch_worker_counts_drops_when_full() -> None:
+    worker: BatchWorker[int] = BatchWorker(
+        "full", lambda batch: None, batch_size=100, flush_interval_s=3600, max_queue=3
+    )
+    results = [worker.put(i) for i in range(5)]
+    assert results == [True, True, True, False, False]
+    assert worker.dropped == 2 and _guard.dropped_counts()["full"] == 2
+    assert worker.flush() and worker.pending == 0
+    worker.close()
+
+
+def test_batch_worker_expected_errors_are_counted_not_raised() -> None:
+    def handle(batch: list[int]) -> None:
+        raise OSError("disk full")
+
+    worker: BatchWorker[int] = BatchWorker(
+        "io", handle, flush_interval_s=0.01, expected_errors=(OSError,)
+    )
+    worker.put(1)
+    worker.put(2)
+    assert worker.flush()  # strict mode is on, yet an environmental failure is not a bug
+    assert _guard.dropped_counts()["io"] == 2
+    assert _guard.failure_counts()["io"] >= 1
+    worker.close()
+
+
+def test_batch_worker_rejects_bad_settings() -> None:
+    for bad in (dict(batch_size=0), dict(flush_interval_s=0), dict(max_queue=0)):
+        with pytest.raises(ConfigurationError):
+            BatchWorker("bad", lambda batch: None, **bad)  # type: ignore[arg-type]
