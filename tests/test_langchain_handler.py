@@ -190,6 +190,59 @@ async def test_astream_takes_usage_from_final_chunk_once_with_ttft(
     _assert_streamed_llm(col)
 
 
+def _chunk(text: str, usage: dict[str, int] | None = None) -> Any:
+    from langchain_core.messages import AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk
+
+    message = AIMessageChunk(content=text)
+    if usage is not None:
+        message.usage_metadata = {**usage, "total_tokens": sum(usage.values())}  # type: ignore[typeddict-item]
+    return ChatGenerationChunk(message=message)
+
+
+def test_chunk_usage_is_the_fallback_when_the_end_has_none(
+    col: Collector, handler: AgentOSCallbackHandler
+) -> None:
+    import uuid
+
+    from langchain_core.outputs import LLMResult
+
+    run = uuid.uuid4()
+    handler.on_chat_model_start(
+        {"name": "m"}, [[]], run_id=run, metadata={"ls_model_name": "gpt-4o-mini"}
+    )
+    # Anthropic-style: input tokens on the first chunk, output tokens on the last.
+    handler.on_llm_new_token(
+        "a", chunk=_chunk("a", {"input_tokens": 20, "output_tokens": 0}), run_id=run
+    )
+    handler.on_llm_new_token("b", chunk=_chunk("b"), run_id=run)
+    handler.on_llm_new_token(
+        "", chunk=_chunk("", {"input_tokens": 0, "output_tokens": 9}), run_id=run
+    )
+    handler.on_llm_end(LLMResult(generations=[]), run_id=run)
+    span = col.span("m")
+    assert (span.input_tokens, span.output_tokens) == (20, 9)
+    assert span.cost_usd == pytest.approx((20 * 1.0 + 9 * 2.0) / 1e6)
+
+
+def test_usage_streamed_before_a_failure_is_kept(
+    col: Collector, handler: AgentOSCallbackHandler
+) -> None:
+    import uuid
+
+    run = uuid.uuid4()
+    handler.on_chat_model_start(
+        {"name": "m"}, [[]], run_id=run, metadata={"ls_model_name": "gpt-4o-mini"}
+    )
+    handler.on_llm_new_token(
+        "a", chunk=_chunk("a", {"input_tokens": 20, "output_tokens": 3}), run_id=run
+    )
+    handler.on_llm_error(ModelFailure("connection reset"), run_id=run)
+    span = col.span("m")
+    assert span.status is SpanStatus.ERROR
+    assert (span.input_tokens, span.output_tokens) == (20, 3)
+
+
 def test_ttft_feeds_the_stacks_histogram() -> None:
     from agentos_obs.stack import create_observability_stack
 
@@ -556,6 +609,42 @@ async def test_async_runs_nest_under_active_agentos_span(
     for planner in planners:
         assert [c.name for c in planner.children] == ["RunnableSequence"]
         assert len(planner.children[0].children) == 3
+
+
+async def test_not_inline_handler_keeps_trees_and_nesting(col: Collector) -> None:
+    """Through LangChain's thread pool (copied contexts) parents and nesting still hold."""
+    handler = AgentOSCallbackHandler(tracer=col.tracer, run_inline=False)
+    assert handler.run_inline is False
+
+    async def step(i: int) -> Span:
+        with col.tracer.start_span(f"planner{i}", SpanKind.AGENT) as planner:
+            await lcel().ainvoke({"q": "a"}, config={"callbacks": [handler]})
+        return planner
+
+    planners = await asyncio.gather(*(step(i) for i in range(10)))
+    for planner in planners:
+        (sequence,) = planner.children
+        assert sorted(c.name for c in sequence.children) == [
+            "ChatPromptTemplate",
+            "FakeUsageChatModel",
+            "StrOutputParser",
+        ]
+    assert handler.open_run_count == 0
+
+
+async def test_not_inline_handler_lets_other_handlers_see_async_llm_start(col: Collector) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Counting(BaseCallbackHandler):
+        starts = 0
+
+        def on_llm_start(self, *args: Any, **kwargs: Any) -> None:
+            Counting.starts += 1
+
+    handler = AgentOSCallbackHandler(tracer=col.tracer, run_inline=False)
+    await FakeUsageLLM().ainvoke("hi", config={"callbacks": [Counting(), handler]})
+    assert Counting.starts == 1
+    assert col.span("FakeUsageLLM").input_tokens == 7
 
 
 # -- budgets ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ __all__ = [
     "chain_kind",
     "document_count",
     "finish_reason",
+    "generations_content",
     "invocation_params_json",
     "is_interrupt",
     "markers",
@@ -320,3 +321,16 @@ def top_scores(documents: Iterable[Any], limit: int = 5) -> list[float] | None:
         return None
     scores.sort(reverse=True)
     return scores[:limit]
+
+
+def generations_content(response: Any) -> Any:
+    """The messages (or texts) an LLM returned, for content capture."""
+    generations = getattr(response, "generations", None)
+    if not isinstance(generations, list):
+        return None
+    out: list[Any] = []
+    for choices in generations:
+        for generation in choices if isinstance(choices, list) else [choices]:
+            message = getattr(generation, "message", None)
+            out.append(message if message is not None else getattr(generation, "text", None))
+    return out[0] if len(out) == 1 else out

@@ -30,8 +30,6 @@ How runs map to spans:
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -44,49 +42,21 @@ except ImportError as exc:  # pragma: no cover - depends on the extra
 
 from .. import _guard
 from .. import attributes as attr
-from ..errors import BudgetExceeded, ConfigurationError
-from ..spans import Span, SpanKind, SpanStatus
-from ..usage import Usage
+from ..errors import BudgetExceeded
+from ..spans import SpanKind, SpanStatus
 from . import _langchain_extract as lx
-from ._content import to_text
+from ._langchain_runs import RunRecorder, end_unless_ended
 
 if TYPE_CHECKING:
     from ..tracing import Tracer
 
 __all__ = ["AgentOSCallbackHandler", "instrument", "instrumented_handler", "uninstrument"]
 
-_FRAMEWORK = "langchain"
 _report = _guard.report
 _LLM = SpanKind.LLM
-_perf = time.perf_counter
-_get_default_tracer: Callable[[], Tracer] | None = None
 
 
-def _default_tracer() -> Tracer:
-    # Imported on first use: the default stack pulls in metrics, logs and the dashboard,
-    # which a handler given its own tracer never needs.
-    global _get_default_tracer
-    if _get_default_tracer is None:
-        from ..stack import get_tracer
-
-        _get_default_tracer = get_tracer
-    return _get_default_tracer()
-
-
-class _Run:
-    """What the handler keeps per open run (freed when the run ends)."""
-
-    __slots__ = ("markers", "span", "stream_usage", "streamed", "tracer")
-
-    def __init__(self, span: Span, tracer: Tracer, markers: frozenset[SpanKind]) -> None:
-        self.span = span
-        self.tracer = tracer
-        self.markers = markers  # agentos_kind markers seen on this run (children inherit them)
-        self.streamed = False
-        self.stream_usage: Usage | None = None
-
-
-class AgentOSCallbackHandler(BaseCallbackHandler):
+class AgentOSCallbackHandler(RunRecorder, BaseCallbackHandler):
     """A LangChain callback handler that records every run as an AgentOS span.
 
     One class for sync and async code. ``tracer=None`` reports to the default stack
@@ -111,24 +81,8 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
         of async *completion* (non-chat) models: in langchain-core 1.x
         ``AsyncCallbackManager.on_llm_start`` skips non-inline handlers whenever an inline
         one (this handler, or LangSmith's tracer) is present."""
-        super().__init__()
-        from ..tracing import Tracer
-
-        if tracer is not None and not isinstance(tracer, Tracer):
-            raise ConfigurationError(f"tracer must be an agentos_obs.Tracer, got {tracer!r}")
-        for label, value in (
-            ("stale_run_timeout_s", stale_run_timeout_s),
-            ("sweep_interval_s", sweep_interval_s),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigurationError(f"{label} must be a positive number, got {value!r}")
-        self._tracer = tracer
+        super().__init__(tracer, stale_run_timeout_s, sweep_interval_s)
         self.run_inline = bool(run_inline)
-        self.stale_run_timeout_s = float(stale_run_timeout_s)
-        self.sweep_interval_s = float(sweep_interval_s)
-        self._runs: dict[Any, _Run] = {}
-        self._next_sweep = _perf() + self.sweep_interval_s
-        self._enabled = True
         self._raise_all = False
 
     # -- LangChain's knobs ---------------------------------------------------------------
@@ -144,158 +98,6 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
     @raise_error.setter
     def raise_error(self, value: bool) -> None:
         self._raise_all = bool(value)
-
-    # -- public helpers ------------------------------------------------------------------
-    @property
-    def tracer(self) -> Tracer:
-        """The tracer spans go to (the default stack's when none was given)."""
-        return self._tracer if self._tracer is not None else _default_tracer()
-
-    @property
-    def open_run_count(self) -> int:
-        """Runs started and not yet ended (0 when idle: nothing is kept after a run)."""
-        return len(self._runs)
-
-    def sweep(self, max_age_s: float | None = None) -> int:
-        """End runs open for longer than ``max_age_s`` (default ``stale_run_timeout_s``) as
-        TIMEOUT and forget them. Returns how many were ended."""
-        limit_ms = (self.stale_run_timeout_s if max_age_s is None else max_age_s) * 1000.0
-        stale = [
-            (run_id, state)
-            for run_id, state in self._runs.copy().items()
-            if state.span.ended or state.span.duration_ms >= limit_ms
-        ]
-        # Youngest first: children end before the parents they belong to.
-        stale.sort(key=lambda item: item[1].span.duration_ms)
-        ended = 0
-        for run_id, state in stale:
-            if self._runs.pop(run_id, None) is not state:
-                continue
-            try:
-                state.span.attributes["agentos.swept"] = True
-                state.tracer.end_span(state.span, status=SpanStatus.TIMEOUT)
-                ended += 1
-            except Exception as exc:
-                _report("langchain.sweep", exc)
-        return ended
-
-    def _maybe_sweep(self) -> None:
-        now = _perf()
-        if now >= self._next_sweep:
-            self._next_sweep = now + self.sweep_interval_s
-            if self._runs:
-                self.sweep()
-
-    # -- shared start / end ----------------------------------------------------------------
-    def _start(
-        self,
-        run_id: Any,
-        parent_run_id: Any,
-        name: str,
-        kind: SpanKind | None,
-        tags: Any,
-        metadata: Any,
-        attributes: dict[str, Any],
-        content_key: str | None = None,
-        content: Any = None,
-    ) -> _Run | None:
-        """Open a span for ``run_id``. ``kind=None``: a chain, kind read from its metadata."""
-        runs = self._runs
-        if run_id is None or run_id in runs:
-            return None  # no id to end it by, or a duplicate start: keep the first
-        parent = runs.get(parent_run_id) if parent_run_id is not None else None
-        if parent is None and not self._enabled:
-            return None  # uninstrumented: runs already open finish, new ones are not traced
-        tracer = parent.tracer if parent is not None else self.tracer
-
-        has_metadata = isinstance(metadata, dict) and bool(metadata)
-        markers = lx.markers(metadata, tags) if (has_metadata or tags) else lx.NO_MARKERS
-        if kind is not _LLM:
-            # Markers are inherited by every descendant: one the parent has is the parent's.
-            marker = lx.own_marker(markers, parent.markers if parent is not None else lx.NO_MARKERS)
-            if marker is not None:
-                kind = marker
-            elif kind is None:
-                kind = lx.chain_kind(name, metadata)
-
-        attributes[attr.FRAMEWORK] = _FRAMEWORK
-        attributes[attr.RUN_ID] = str(run_id)
-        if tags:
-            kept = lx.user_tags(tags)
-            if kept:
-                attributes[attr.TAGS] = kept
-        user_id = session_id = None
-        if has_metadata:
-            node = metadata.get("langgraph_node")
-            if node is not None:
-                attributes[attr.LANGGRAPH_NODE] = str(node)
-                step = metadata.get("langgraph_step")
-                if isinstance(step, int):
-                    attributes[attr.LANGGRAPH_STEP] = step
-            if parent is None:
-                user_id = metadata.get("user_id")
-                session_id = metadata.get("session_id")
-                if user_id is not None:
-                    attributes[attr.USER_ID] = user_id = str(user_id)
-                if session_id is not None:
-                    attributes[attr.SESSION_ID] = session_id = str(session_id)
-        config = tracer.config
-        if content_key is not None and content is not None and config.capture_content:
-            attributes[content_key] = to_text(content, config.max_content_length)
-
-        if parent is not None:
-            span = tracer.begin_span(name, kind, parent=parent.span, attributes=attributes)
-        else:
-            self._maybe_sweep()
-            span = tracer.begin_span(name, kind, use_context=True, attributes=attributes)
-            trace = span.trace
-            if trace is not None:
-                if user_id is not None:
-                    trace.attributes.setdefault(attr.USER_ID, user_id)
-                if session_id is not None:
-                    trace.attributes.setdefault(attr.SESSION_ID, session_id)
-        state = _Run(span, tracer, markers)
-        runs[run_id] = state
-        return state
-
-    def _end(self, run_id: Any, status: SpanStatus | None = None) -> None:
-        state = self._runs.pop(run_id, None) if run_id is not None else None
-        if state is not None:
-            state.tracer.end_span(state.span, status=status)
-
-    def _fail(self, run_id: Any, error: Any) -> None:
-        state = self._runs.pop(run_id, None) if run_id is not None else None
-        if state is None:
-            return
-        span = state.span
-        if state.stream_usage is not None:
-            # Tokens streamed before the failure were produced (and billed) all the same.
-            self._record_usage(state, state.stream_usage, None)
-        if not isinstance(error, BaseException):
-            span.attributes[attr.ERROR_MESSAGE] = "unknown error"
-            state.tracer.end_span(span, status=SpanStatus.ERROR)
-        elif lx.is_interrupt(error):
-            # LangGraph pausing for a human or handing control to a parent: not a failure.
-            kind = type(error).__name__
-            span.attributes["langgraph.interrupt"] = kind
-            span.add_event("langgraph.interrupt", {"type": kind})
-            graph = span.parent.ancestor(SpanKind.AGENT) if span.parent is not None else None
-            if graph is not None and kind != "ParentCommand":
-                graph.attributes["langgraph.interrupted"] = True
-            state.tracer.end_span(span)
-        else:
-            state.tracer.end_span(span, error=error)
-
-    def _capture(self, state: _Run, key: str, value: Any) -> None:
-        config = state.tracer.config
-        if config.capture_content and value is not None:
-            state.span.attributes[key] = to_text(value, config.max_content_length)
-
-    def _record_usage(self, state: _Run, usage: Usage, model: str | None) -> None:
-        span = state.span
-        state.tracer.record_usage_from(
-            span, usage, model=model or span.model_name or None, provider=span.provider
-        )
 
     # -- chains (also prompts, parsers, lambdas, LangGraph graphs and nodes) ---------------
     def on_chain_start(
@@ -351,7 +153,7 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
         except Exception as exc:
             _report("langchain.on_chain_end", exc)
         finally:
-            _end_unless_ended(state)
+            end_unless_ended(state)
 
     def on_chain_error(
         self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any
@@ -457,11 +259,13 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
                 span = state.span
                 span.attributes[attr.LLM_TIME_TO_FIRST_TOKEN_MS] = span.duration_ms
                 span.attributes[attr.LLM_STREAMING] = True
-            if chunk is not None:
-                usage = lx.message_usage(getattr(chunk, "message", None))
-                if usage is not None:
-                    previous = state.stream_usage
-                    state.stream_usage = usage if previous is None else previous + usage
+            # Most chunks carry no usage (OpenAI: only the last one): keep the raw dict only.
+            raw = getattr(getattr(chunk, "message", None), "usage_metadata", None)
+            if raw:
+                if state.chunk_usages is None:
+                    state.chunk_usages = [raw]
+                else:
+                    state.chunk_usages.append(raw)
         except Exception as exc:
             _report("langchain.on_llm_new_token", exc)
 
@@ -477,7 +281,9 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
             outcome = lx.read_llm_result(response, span.provider)
             # The merged message at the end already holds what the chunks carried: the
             # chunks' own sum is only the fallback, so streamed usage is counted once.
-            usage = outcome.usage if outcome.usage is not None else state.stream_usage
+            usage = outcome.usage
+            if usage is None and state.chunk_usages:
+                usage = state.streamed_usage()
             if outcome.finish_reason is not None:
                 span.attributes[attr.LLM_FINISH_REASON] = outcome.finish_reason
             if usage is not None:
@@ -485,12 +291,12 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
             elif outcome.model:
                 span.model_name = outcome.model
             if state.tracer.config.capture_content:
-                self._capture(state, attr.LLM_OUTPUT_MESSAGES, _generations_content(response))
+                self._capture(state, attr.LLM_OUTPUT_MESSAGES, lx.generations_content(response))
             state.tracer.end_span(span)
         except Exception as exc:
             _report("langchain.on_llm_end", exc)
         finally:
-            _end_unless_ended(state)
+            end_unless_ended(state)
 
     def on_llm_error(self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any) -> None:
         try:
@@ -549,7 +355,7 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
         except Exception as exc:
             _report("langchain.on_tool_end", exc)
         finally:
-            _end_unless_ended(state)
+            end_unless_ended(state)
 
     def on_tool_error(
         self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any
@@ -602,7 +408,7 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
         except Exception as exc:
             _report("langchain.on_retriever_end", exc)
         finally:
-            _end_unless_ended(state)
+            end_unless_ended(state)
 
     def on_retriever_error(
         self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any
@@ -613,11 +419,6 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
             _report("langchain.on_retriever_error", exc)
 
     # -- events on an open run ---------------------------------------------------------------
-    def _event(self, run_id: Any, name: str, attributes: dict[str, Any]) -> None:
-        state = self._runs.get(run_id) if run_id is not None else None
-        if state is not None:
-            state.span.add_event(name, attributes)
-
     def on_retry(
         self, retry_state: Any = None, *, run_id: UUID | None = None, **kwargs: Any
     ) -> None:
@@ -656,30 +457,6 @@ class AgentOSCallbackHandler(BaseCallbackHandler):
     def __repr__(self) -> str:
         target = "default stack" if self._tracer is None else self._tracer.service_name
         return f"AgentOSCallbackHandler({target}, open_runs={len(self._runs)})"
-
-
-def _end_unless_ended(state: _Run | None) -> None:
-    """End a run's span that reading its end payload failed to end (a payload that raised):
-    it was already forgotten by the handler, so nothing else would ever end it."""
-    if state is None or state.span.ended:
-        return
-    try:
-        state.span.attributes["agentos.end_payload_unreadable"] = True
-        state.tracer.end_span(state.span)
-    except Exception as exc:
-        _report("langchain.end", exc)
-
-
-def _generations_content(response: Any) -> Any:
-    generations = getattr(response, "generations", None)
-    if not isinstance(generations, list):
-        return None
-    out: list[Any] = []
-    for choices in generations:
-        for generation in choices if isinstance(choices, list) else [choices]:
-            message = getattr(generation, "message", None)
-            out.append(message if message is not None else getattr(generation, "text", None))
-    return out[0] if len(out) == 1 else out
 
 
 from ._langchain_global import instrument, instrumented_handler, uninstrument  # noqa: E402
