@@ -163,7 +163,10 @@ class Span:
         """Mark the span failed (or cancelled) by ``exc``: type and message, as an event too."""
         self.status = status
         etype = type(exc).__qualname__
-        message = str(exc)
+        try:
+            message = str(exc)
+        except Exception:  # an app exception whose __str__ fails must still pass through
+            message = f"<unprintable {etype}>"
         self.attributes[attr.ERROR_TYPE] = etype
         self.attributes[attr.ERROR_MESSAGE] = message
         if status is SpanStatus.ERROR:
