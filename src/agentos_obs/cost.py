@@ -329,6 +329,11 @@ class CostAnalytics:
 
 
 # -- budgets -------------------------------------------------------------------------------
+def _usd(amount: float) -> str:
+    """Dollars readable at any scale: $12.50, $0.0023 (small budgets are common per user)."""
+    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.2g}" if amount else "$0"
+
+
 @dataclass(frozen=True)
 class BudgetStatus:
     """Spend of one key value (or the global budget) in one window."""
@@ -355,7 +360,7 @@ class BudgetStatus:
         return self.limit > 0 and self.spend >= self.limit
 
     def message(self) -> str:
-        text = f"Budget alert: {self.pct:.1f}% of ${self.limit:.2f} spent"
+        text = f"Budget alert: {self.pct:.1f}% of {_usd(self.limit)} spent"
         if self.key is not None:
             text += f" ({self.key}={self.key_value})"
         if self.window_start is not None:
@@ -534,7 +539,7 @@ class BudgetAlert:
             status = self._status_locked(value)
         if status.exceeded:
             raise BudgetExceeded(
-                f"Budget exceeded: ${status.spend:.4f} of ${status.limit:.2f} spent"
+                f"Budget exceeded: {_usd(status.spend)} of {_usd(status.limit)} spent"
                 + (f" ({self.key}={value})" if self.key is not None else ""),
                 budget=self,
                 key=value,
