@@ -18,7 +18,7 @@ def fake_llm(prompt: str) -> tuple[str, int, int]:
 
 
 def main() -> None:
-    tracer, metrics, logger, dashboard = obs.create_observability_stack("manual-demo")
+    tracer, metrics, _logger, dashboard = obs.create_observability_stack("manual-demo")
     finished: list[obs.Trace] = []
     tracer.add_exporter(finished.append)  # any fn(trace) is an exporter
 
