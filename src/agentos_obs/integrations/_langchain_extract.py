@@ -17,7 +17,9 @@ from ..usage import Usage, extract_usage, usage_from_langchain
 from ._content import redact, truncate
 
 __all__ = [
+    "MARKER_TAG_PREFIX",
     "MAX_PARAMS_LENGTH",
+    "NO_MARKERS",
     "LLMOutcome",
     "chain_kind",
     "document_count",
@@ -25,14 +27,14 @@ __all__ = [
     "generations_content",
     "invocation_params_json",
     "is_interrupt",
-    "markers",
     "message_usage",
+    "metadata_marker",
     "own_marker",
     "read_llm_result",
     "request_model",
     "run_name",
+    "scan_tags",
     "top_scores",
-    "user_tags",
 ]
 
 MAX_PARAMS_LENGTH = 2000
@@ -88,28 +90,34 @@ def _kind_named(value: Any) -> SpanKind | None:
     return None
 
 
-def markers(metadata: Any, tags: Any) -> frozenset[SpanKind]:
-    """Kinds a user asked for: ``metadata={"agentos_kind": "agent"}`` or a tag
-    ``"agentos_kind:memory"``.
+def metadata_marker(metadata: Any) -> SpanKind | None:
+    """The kind asked for with ``metadata={"agentos_kind": "agent" | "memory" | …}``."""
+    return _kind_named(_get(metadata, "agentos_kind"))
 
-    Both are inherited by every descendant run, and a parent's metadata value overrides a
-    child's in LangChain's config merge, so a marker inside a marked runnable needs the tag
-    form (tags are merged, not overridden). The caller keeps what is new compared with the
-    parent run.
+
+def scan_tags(tags: Any) -> tuple[list[str] | None, frozenset[SpanKind]]:
+    """One pass over a run's tags: the user's tags (LangChain's positional bookkeeping tags
+    left out) and the kinds asked for with ``"agentos_kind:memory"``-style tags.
+
+    Markers of both forms are inherited by every descendant run (the caller keeps what is
+    new compared with the parent). In LangChain's config merge a parent's metadata value
+    overrides the child's, so a marker inside a marked runnable needs the tag form: tags
+    are merged, not overridden.
     """
+    if not tags or not isinstance(tags, (list, tuple)):
+        return None, NO_MARKERS
+    kept: list[str] = []
     found: set[SpanKind] | None = None
-    if metadata:
-        kind = _kind_named(_get(metadata, "agentos_kind"))
-        if kind is not None:
-            found = {kind}
-    if tags and isinstance(tags, (list, tuple)):
-        for tag in tags:
-            if isinstance(tag, str) and tag.startswith(MARKER_TAG_PREFIX):
-                kind = _kind_named(tag[len(MARKER_TAG_PREFIX) :])
-                if kind is not None:
-                    found = found or set()
-                    found.add(kind)
-    return frozenset(found) if found else NO_MARKERS
+    for tag in tags:
+        if not isinstance(tag, str) or tag.startswith(_INTERNAL_TAG_PREFIXES):
+            continue
+        kept.append(tag)
+        if tag.startswith(MARKER_TAG_PREFIX):
+            kind = _kind_named(tag[len(MARKER_TAG_PREFIX) :])
+            if kind is not None:
+                found = found or set()
+                found.add(kind)
+    return kept or None, frozenset(found) if found else NO_MARKERS
 
 
 def own_marker(mine: frozenset[SpanKind], parents: frozenset[SpanKind]) -> SpanKind | None:
@@ -152,14 +160,6 @@ def chain_kind(name: str, metadata: Any) -> SpanKind:
         if name and metadata.get("lc_agent_name") == name:
             return SpanKind.AGENT
     return SpanKind.CHAIN
-
-
-def user_tags(tags: Any) -> list[str] | None:
-    """The tags a user gave (LangChain's positional bookkeeping tags left out)."""
-    if not tags or not isinstance(tags, (list, tuple)):
-        return None
-    kept = [t for t in tags if isinstance(t, str) and not t.startswith(_INTERNAL_TAG_PREFIXES)]
-    return kept or None
 
 
 def is_interrupt(error: BaseException) -> bool:

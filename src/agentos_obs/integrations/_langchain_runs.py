@@ -156,7 +156,12 @@ class RunRecorder:
         tracer = parent.tracer if parent is not None else self.tracer
 
         has_metadata = isinstance(metadata, dict) and bool(metadata)
-        markers = lx.markers(metadata, tags) if (has_metadata or tags) else lx.NO_MARKERS
+        # Kind markers, from tags ("agentos_kind:memory") and metadata ({"agentos_kind": …}).
+        kept_tags, markers = lx.scan_tags(tags) if tags else (None, lx.NO_MARKERS)
+        if has_metadata and "agentos_kind" in metadata:
+            marked = lx.metadata_marker(metadata)
+            if marked is not None:
+                markers = markers | {marked}
         if kind is not _LLM:
             # Markers are inherited by every descendant: one the parent has is the parent's.
             marker = lx.own_marker(markers, parent.markers if parent is not None else lx.NO_MARKERS)
@@ -167,10 +172,8 @@ class RunRecorder:
 
         attributes[attr.FRAMEWORK] = _FRAMEWORK
         attributes[attr.RUN_ID] = str(run_id)
-        if tags:
-            kept = lx.user_tags(tags)
-            if kept:
-                attributes[attr.TAGS] = kept
+        if kept_tags:
+            attributes[attr.TAGS] = kept_tags
         user_id = session_id = None
         if has_metadata:
             node = metadata.get("langgraph_node")
