@@ -41,15 +41,17 @@ class StoreCollector:
         yield GaugeMetricFamily(
             "agentos_store_spans", "Spans in the store", value=summary["span_count"]
         )
+        # A gauge per percentile (label "percentile", not "quantile": that one is reserved
+        # for summaries), in seconds as Prometheus names want.
         latency = GaugeMetricFamily(
-            "agentos_store_trace_duration_ms",
-            "Trace duration percentiles over the store (nearest rank), milliseconds",
-            labels=["quantile"],
+            "agentos_store_trace_duration_seconds",
+            "Trace duration percentiles over the store (nearest rank)",
+            labels=["percentile"],
         )
-        for quantile, key in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")):
-            value = summary["latency_ms"][key]
+        for percentile in ("50", "95", "99"):
+            value = summary["latency_ms"][f"p{percentile}"]
             if value is not None:
-                latency.add_metric([quantile], value)
+                latency.add_metric([percentile], value / 1000.0)
         yield latency
 
         models = self._reader.breakdown("model")
