@@ -84,6 +84,13 @@ class Hostile:
         raise HostileError("hash")
 
 
+class UnprintableError(Exception):
+    """An app exception whose ``__str__`` fails (it must still reach the app unchanged)."""
+
+    def __str__(self) -> str:
+        raise HostileError("str of an exception")
+
+
 @pytest.fixture
 def collector() -> Collector:
     return Collector()

@@ -36,7 +36,7 @@ from agentos_obs import _guard
 from agentos_obs import attributes as attr
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 
-from .conftest import Collector, Hostile, assert_whole_trees
+from .conftest import Collector, Hostile, UnprintableError, assert_whole_trees
 
 KINDS = ("chain", "chat", "llm", "tool", "retriever")
 START = {
@@ -84,6 +84,7 @@ def _token_chunk() -> ChatGenerationChunk:
 # might send. None of them may trip an internal guard (checked in strict mode).
 WRONG_SHAPES: list[Any] = [
     None,
+    UnprintableError(),
     0,
     -1,
     2**70,
