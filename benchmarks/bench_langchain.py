@@ -5,12 +5,14 @@
 
 Method: one process; the chain ``prompt | chat model | parser`` (4 LangChain runs: the
 sequence, the prompt, the model, the parser) with an offline model that reports usage.
-Every variant (bare, handler on a plain ``Tracer()``, handler on the full default stack,
-global ``instrument()``) is timed in interleaved rounds — bare, A, B, bare, A, B, … — so
-machine noise hits them alike; each round times a batch of calls and the figure is the
-median over rounds. Overhead = median(variant) − median(bare), also given per run (÷ 4)
-and as a ratio. Memory: RSS and tracemalloc before and after many invocations with the
-handler (after a warm-up), reported as growth per invocation.
+Every variant (bare, a no-op handler, ours on a plain ``Tracer()``, ours on the full
+default stack, global ``instrument()``) is timed in interleaved rounds (bare, A, B, bare,
+A, B, ...) so machine noise hits them alike; each round times a batch of calls and the
+figure is the median over rounds. Overhead = median(variant) - median(bare), also per run
+(/ 4) and as a ratio; "over noop" subtracts a handler that does nothing instead, i.e. it
+leaves out what LangChain itself spends dispatching events to any handler.
+Memory: RSS (and optionally tracemalloc) before and after many invocations with the
+handler, after a warm-up, reported as growth per invocation.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
@@ -40,6 +43,12 @@ from agentos_obs.tracing import Tracer
 from lc_fakes import FakeUsageChatModel  # type: ignore[import-not-found]
 
 RUNS_PER_INVOKE = 4
+
+
+class NoopHandler(BaseCallbackHandler):
+    """Receives every event and does nothing (inline, like ours)."""
+
+    run_inline = True
 
 
 def build_chain() -> Any:
@@ -68,6 +77,8 @@ def variants(chain: Any) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]
         return invoke, stream
 
     out["bare"] = pair(None)
+    # LangChain's own cost of dispatching events to any handler: the floor for every tracer.
+    out["noop handler"] = pair({"callbacks": [NoopHandler()]})
     plain = AgentOSCallbackHandler(tracer=Tracer(pricing=_catalog()))
     out["handler+Tracer()"] = pair({"callbacks": [plain]})
     try:
@@ -106,29 +117,37 @@ def bench_timing(chain: Any, rounds: int, batch: int) -> None:
     table = variants(chain)
     # Global mode: toggled around its own batches (instrument() patches LangChain).
     names = [*table, "instrument()"]
+    global_tracer = Tracer(pricing=_catalog())
     for mode_index, mode in enumerate(("invoke", "stream")):
         samples: dict[str, list[float]] = {name: [] for name in names}
-        for fn_pair in table.values():  # warm-up (imports, caches, price lookups)
-            time_batch(fn_pair[mode_index], 50)
+
+        def timed(name: str, n: int, mode_index: int = mode_index) -> float:
+            if name != "instrument()":
+                return time_batch(table[name][mode_index], n)
+            instrument(tracer=global_tracer)
+            try:
+                return time_batch(table["bare"][mode_index], n)
+            finally:
+                uninstrument()
+
+        for name in names:  # warm-up (imports, caches, price lookups)
+            timed(name, 50)
         for _ in range(rounds):
             for name in names:
-                if name == "instrument()":
-                    instrument(tracer=Tracer(pricing=_catalog()))
-                    try:
-                        samples[name].append(time_batch(table["bare"][mode_index], batch))
-                    finally:
-                        uninstrument()
-                else:
-                    samples[name].append(time_batch(table[name][mode_index], batch))
+                samples[name].append(timed(name, batch))
         bare = statistics.median(samples["bare"])
         print(f"\n{mode}: {rounds} interleaved rounds x {batch} calls, medians")
-        print(f"  {'variant':<20} {'µs/call':>9} {'overhead µs':>12} {'µs/run':>8} {'ratio':>6}")
+        noop = statistics.median(samples["noop handler"])
+        print(
+            f"  {'variant':<18} {'µs/call':>9} {'over bare':>10} {'µs/run':>7} {'ratio':>6}"
+            f" {'over noop':>10} {'µs/run':>7}"
+        )
         for name in names:
             med = statistics.median(samples[name])
-            over = med - bare
+            over, over_noop = med - bare, med - noop
             print(
-                f"  {name:<20} {med:9.1f} {over:12.1f} {over / RUNS_PER_INVOKE:8.1f}"
-                f" {med / bare:6.2f}"
+                f"  {name:<18} {med:9.1f} {over:10.1f} {over / RUNS_PER_INVOKE:7.1f}"
+                f" {med / bare:6.2f} {over_noop:10.1f} {over_noop / RUNS_PER_INVOKE:7.1f}"
             )
 
 
