@@ -9,6 +9,7 @@ under the GIL, so callbacks from many threads need no lock.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ _report = _guard.report
 _LLM = SpanKind.LLM
 _perf = time.perf_counter
 _get_default_tracer: Callable[[], Tracer] | None = None
+# Ends that mean "stopped from outside" (the tracer records them as CANCELLED, not ERROR).
+_CANCELLATIONS = (GeneratorExit, asyncio.CancelledError)
 
 
 def _default_tracer() -> Tracer:
@@ -212,6 +215,14 @@ class RunRecorder:
         state = self._runs.pop(run_id, None) if run_id is not None else None
         if state is None:
             return
+        if isinstance(error, _CANCELLATIONS):
+            # A cancelled task or a closed async stream: LangChain does not always report
+            # the runs below (a cancelled model call never gets on_llm_error), so they are
+            # cancelled with it; a late event for them finds nothing and changes nothing.
+            self._cancel_descendants(state.span, error)
+        self._end_failed(state, error)
+
+    def _end_failed(self, state: _Run, error: Any) -> None:
         span = state.span
         if state.chunk_usages:
             # Tokens streamed before the failure were produced (and billed) all the same.
@@ -232,6 +243,19 @@ class RunRecorder:
             state.tracer.end_span(span)
         else:
             state.tracer.end_span(span, error=error)
+
+    def _cancel_descendants(self, span: Span, error: BaseException) -> None:
+        below: list[tuple[int, Any, _Run]] = []
+        for run_id, state in self._runs.copy().items():
+            depth, node = 0, state.span.parent
+            while node is not None and node is not span:
+                depth, node = depth + 1, node.parent
+            if node is span:
+                below.append((depth, run_id, state))
+        below.sort(key=lambda item: item[0], reverse=True)  # innermost first
+        for _, run_id, state in below:
+            if self._runs.pop(run_id, None) is state:
+                self._end_failed(state, error)
 
     def _capture(self, state: _Run, key: str, value: Any) -> None:
         config = state.tracer.config
