@@ -64,7 +64,7 @@ _MODELS_SQL = (
 )
 _AGENTS_SQL = (
     "(SELECT json_group_array(DISTINCT s.agent_name) FROM spans s "
-    "WHERE s.trace_id = t.trace_id AND s.agent_name IS NOT NULL)"
+    "WHERE s.trace_id = t.trace_id AND s.kind = 'agent')"
 )
 _LATENCY_FIELDS = (
     "latency_avg_ms",
@@ -159,7 +159,9 @@ def _trace_where(
         clauses.append("t.trace_id IN (SELECT trace_id FROM spans WHERE model_name = ?)")
         params.append(model)
     if agent is not None:
-        clauses.append("t.trace_id IN (SELECT trace_id FROM spans WHERE agent_name = ?)")
+        clauses.append(
+            "t.trace_id IN (SELECT trace_id FROM spans WHERE kind = 'agent' AND agent_name = ?)"
+        )
         params.append(agent)
     if user is not None:
         clauses.append("t.user_id = ?")

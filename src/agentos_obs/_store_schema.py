@@ -95,7 +95,7 @@ CREATE INDEX spans_usage_by_start ON spans (start_time) WHERE counts_usage = 1;
 CREATE INDEX spans_calls_by_start ON spans (start_time) WHERE llm_call = 1;
 CREATE INDEX spans_agents_by_start ON spans (start_time) WHERE kind = 'agent';
 CREATE INDEX spans_by_model ON spans (model_name, trace_id) WHERE model_name IS NOT NULL;
-CREATE INDEX spans_by_agent ON spans (agent_name, trace_id) WHERE agent_name IS NOT NULL;
+CREATE INDEX spans_by_agent ON spans (agent_name, trace_id) WHERE kind = 'agent';
 """
 
 MIGRATIONS: tuple[Migration, ...] = (

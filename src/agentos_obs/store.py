@@ -77,10 +77,16 @@ def default_db_path() -> Path:
     return base / _APP_DIR / _DB_NAME
 
 
+# One encoder for every row: json.dumps with options builds a new encoder per call.
+_encode = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _to_json(value: Any) -> str:
     """JSON text of attributes/events; never raises (odd values become their str())."""
+    if not value:
+        return "{}" if isinstance(value, dict) else "[]"
     try:
-        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+        return _encode(value)
     except (TypeError, ValueError):
         # Non-string keys or a reference cycle: fall back to a flat, string-keyed copy.
         if isinstance(value, dict):
