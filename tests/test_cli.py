@@ -531,3 +531,18 @@ def test_in_process_main_matches(db: Path, capsys: pytest.CaptureFixture[str]) -
     assert len(json.loads(capsys.readouterr().out)["traces"]) == 1
     assert main(["traces", "show", "zzzz", "--db", str(db)]) == 1
     assert "no trace" in capsys.readouterr().err
+
+
+def test_demo_in_process_has_no_internal_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Strict mode is on in the test suite: any failure inside agentos_obs during the demo (an
+    integration, the store, pricing) re-raises here instead of being logged and counted."""
+    from agentos_obs import _guard
+    from agentos_obs.cli import main
+
+    assert main(["demo", "--fast", "--format", "json", "--db", str(tmp_path / "strict.db")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["trace_count"] == 8
+    assert _guard.failure_counts() == {}
+    assert not _guard.dropped_counts()

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -333,7 +332,3 @@ def _summary_lines(
         ),
     )
     yield "LLM calls", fmt_int(summary["llm_calls"])
-
-
-def group(*items: Any) -> Group:
-    return Group(*items)
