@@ -91,6 +91,17 @@ class UnprintableError(Exception):
         raise HostileError("str of an exception")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long variants (``@pytest.mark.slow``) run only when asked for with ``-m slow``; the
+    default run keeps the short ones (the suite stays quick on 2 cores)."""
+    if "slow" in (config.getoption("markexpr", "") or ""):
+        return
+    skip = pytest.mark.skip(reason="long variant: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords and "reliability" in item.nodeid:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def collector() -> Collector:
     return Collector()
