@@ -546,3 +546,19 @@ def test_demo_in_process_has_no_internal_failures(
     assert report["summary"]["trace_count"] == 8
     assert _guard.failure_counts() == {}
     assert not _guard.dropped_counts()
+
+
+def test_missing_rich_names_the_extra(
+    db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agentos_obs.cli import main
+
+    for name in [m for m in sys.modules if m == "rich" or m.startswith("rich.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
+    monkeypatch.setitem(sys.modules, "rich.console", None)
+    assert main(["costs", "--db", str(db)]) == 1
+    assert "pip install 'agentos-obs[cli]'" in capsys.readouterr().err
+    # JSON needs no rich
+    assert main(["costs", "--db", str(db), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"]

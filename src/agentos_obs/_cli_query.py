@@ -61,9 +61,9 @@ def cmd_traces(args: argparse.Namespace) -> int:
     if args.format == "csv":
         write_csv(rows, _TRACE_CSV)
         return 0
+    out = console()  # first: names the extra to install when rich is missing
     from ._cli_render import traces_table
 
-    out = console()
     if not rows:
         out.print("No traces match." if args.offset == 0 else "No more traces.")
         return 0
@@ -82,9 +82,10 @@ def cmd_trace_show(args: argparse.Namespace) -> int:
     if getattr(args, "format", "tree") == "json":
         write_json(data)
         return 0
+    out = console()
     from ._cli_render import trace_tree
 
-    console().print(trace_tree(data))
+    out.print(trace_tree(data))
     return 0
 
 
@@ -190,9 +191,9 @@ def cmd_costs(args: argparse.Namespace) -> int:
     if args.format == "csv":
         write_csv(result["rows"], _REPRICE_CSV if args.as_model else _COST_CSV)
         return 0
+    out = console()
     from ._cli_render import breakdown_table, repricing_table
 
-    out = console()
     if not result["rows"]:
         out.print("No LLM calls in this window.")
         return 0
@@ -231,6 +232,7 @@ def cmd_prices(args: argparse.Namespace) -> int:
     if args.format == "json":
         write_json(data)
         return 0
+    out = console()
     from rich.table import Table
 
     table = Table(
@@ -247,7 +249,6 @@ def cmd_prices(args: argparse.Namespace) -> int:
         ("cache write", price.cache_write_mtok),
     ):
         table.add_row(label, f"${value:,.4g}")
-    out = console()
     out.print(table)
     if price.tiered:
         out.print(
