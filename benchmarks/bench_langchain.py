@@ -151,8 +151,10 @@ def bench_timing(chain: Any, rounds: int, batch: int) -> None:
             )
 
 
-def bench_memory(chain: Any, invocations: int, use_tracemalloc: bool) -> None:
-    handler = AgentOSCallbackHandler(tracer=Tracer(pricing=_catalog()))
+def bench_memory(
+    chain: Any, invocations: int, use_tracemalloc: bool, label: str, tracer: Tracer
+) -> None:
+    handler = AgentOSCallbackHandler(tracer=tracer)
     config = {"callbacks": [handler]}
     inputs = {"q": "memory"}
     for _ in range(2000):  # warm-up: caches, interned strings, pools
@@ -168,7 +170,7 @@ def bench_memory(chain: Any, invocations: int, use_tracemalloc: bool) -> None:
     elapsed = time.perf_counter() - start
     gc.collect()
     after = rss_bytes()
-    print(f"\nmemory: {invocations} invocations with the handler ({elapsed:.1f}s)")
+    print(f"\nmemory, {label}: {invocations} invocations with the handler ({elapsed:.1f}s)")
     growth = (after - before) / invocations
     print(f"  RSS {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB: {growth:.2f} B/invocation")
     if use_tracemalloc:
@@ -188,6 +190,9 @@ def main() -> None:
     parser.add_argument("--memory-invocations", type=int, default=100_000)
     parser.add_argument("--tracemalloc", action="store_true", help="also trace allocations (slow)")
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
+    parser.add_argument(
+        "--no-stack-memory", action="store_true", help="memory with a plain Tracer() only"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.batch, args.memory_invocations = 3, 30, 2000
@@ -195,7 +200,14 @@ def main() -> None:
     version = sys.version.split()[0]
     print(f"python {version}, chain: prompt | chat model | parser ({RUNS_PER_INVOKE} runs)")
     bench_timing(chain, args.rounds, args.batch)
-    bench_memory(chain, args.memory_invocations, args.tracemalloc)
+    bench_memory(
+        chain, args.memory_invocations, args.tracemalloc, "Tracer()", Tracer(pricing=_catalog())
+    )
+    if not args.no_stack_memory:
+        from agentos_obs.stack import create_observability_stack
+
+        stack = create_observability_stack("bench-memory")
+        bench_memory(chain, args.memory_invocations, args.tracemalloc, "full stack", stack.tracer)
 
 
 if __name__ == "__main__":
