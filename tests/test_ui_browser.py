@@ -3,13 +3,16 @@ store filled by ``agentos-obs demo``, driven with Playwright through Debian's Ch
 
 Waits use Playwright's ``expect`` (never ``wait_for_function`` with a string: the page's
 Content-Security-Policy forbids eval, as it should). Every test leaves a screenshot in
-``artifacts/ui/``; the overview and trace pages also go to ``docs/screenshots/`` (the README
-shows them).
+``artifacts/ui/``; with ``AGENTOS_OBS_UPDATE_SCREENSHOTS=1`` the overview and trace pages
+also replace the committed ``docs/screenshots/`` the README shows (so a plain test run
+leaves the work tree clean).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,6 +33,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts" / "ui"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
+UPDATE_DOCS = os.environ.get("AGENTOS_OBS_UPDATE_SCREENSHOTS") == "1"
 TOKEN = "browser-test-token-42"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -41,6 +45,14 @@ CHROMIUM_ARGS = [
 ]
 HOSTILE_PROMPT = '<script>window.__xss=1</script><img src=x onerror="window.__xss=3">'
 HOSTILE_NAME = '<img src=x onerror="window.__xss=2">'
+
+
+def save_page_screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    if UPDATE_DOCS:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
 
 
 def add_hostile_trace(db: Path) -> None:
@@ -178,8 +190,7 @@ def test_overview_shows_the_stores_numbers(page: Any, store: SQLiteStore) -> Non
     base = page.url.split("#")[0]
     assert all(url.startswith(base) for url in page.requests), page.requests
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+    save_page_screenshot(page, "overview.png")
 
 
 def test_trace_page_has_a_waterfall(page: Any, store: SQLiteStore) -> None:
@@ -218,8 +229,7 @@ def test_trace_page_has_a_waterfall(page: Any, store: SQLiteStore) -> None:
     assert "cost" in detail.lower()
     page.click("#waterfall .wf-row:has-text('get_order_status')")
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "trace.png"), full_page=True)
+    save_page_screenshot(page, "trace.png")
 
 
 def test_span_content_is_shown_as_text_never_run(page: Any, store: SQLiteStore) -> None:
@@ -275,8 +285,8 @@ def test_token_is_required_in_the_browser(browser: Any, server: str) -> None:
 
 
 def test_screenshots_exist() -> None:
-    # written by the tests above (run in file order); the README shows them
+    # written by the tests above (run in file order); the README shows the committed copies
     for name in ("overview.png", "trace.png"):
-        path = SCREENSHOTS / name
-        assert path.is_file() and path.stat().st_size > 10_000, path
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        for path in (ARTIFACTS / name, SCREENSHOTS / name):
+            assert path.is_file() and path.stat().st_size > 10_000, path
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
