@@ -172,13 +172,16 @@ def _assert_streamed_llm(col: Collector) -> None:
 def test_stream_takes_usage_from_final_chunk_once_with_ttft(
     col: Collector, handler: AgentOSCallbackHandler
 ) -> None:
+    collector = RunCollectorCallbackHandler()
     chunks = list(
         lcel(FakeUsageChatModel(replies=["one two three"])).stream(
-            {"q": "hi"}, config={"callbacks": [handler]}
+            {"q": "hi"}, config={"callbacks": [handler, collector]}
         )
     )
     assert "".join(chunks) == "one two three"
     _assert_streamed_llm(col)
+    assert col.trace.root_span is not None
+    assert span_tree(col.trace.root_span) == run_tree(collector.traced_runs[0])
 
 
 async def test_astream_takes_usage_from_final_chunk_once_with_ttft(

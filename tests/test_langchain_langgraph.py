@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.tools import tool
+from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
@@ -15,7 +16,14 @@ from langgraph.types import Command, interrupt
 from agentos_obs import attributes as attr
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 from agentos_obs.spans import SpanKind, SpanStatus
-from lc_fakes import Collector, FakeToolCallingChatModel, FakeUsageChatModel, ModelFailure
+from lc_fakes import (
+    Collector,
+    FakeToolCallingChatModel,
+    FakeUsageChatModel,
+    ModelFailure,
+    run_tree,
+    span_tree,
+)
 
 
 @pytest.fixture
@@ -122,14 +130,21 @@ def _check_agent_trace(col: Collector, agent_name: str, model_node: str = "model
 def test_create_agent_with_tools(col: Collector, handler: AgentOSCallbackHandler) -> None:
     from langchain.agents import create_agent
 
+    collector = RunCollectorCallbackHandler()
     agent = create_agent(FakeToolCallingChatModel(), [weather], name="weather_agent")
     result = agent.invoke(
         {"messages": [("user", "weather in Paris?")]},
-        config={"callbacks": [handler], "metadata": {"user_id": "u-7", "session_id": "chat-1"}},
+        config={
+            "callbacks": [handler, collector],
+            "metadata": {"user_id": "u-7", "session_id": "chat-1"},
+        },
     )
     assert result["messages"][-1].content == "The answer is: sunny in Paris"
     _check_agent_trace(col, "weather_agent")
     assert (col.trace.user_id, col.trace.session_id) == ("u-7", "chat-1")
+    root = col.trace.root_span
+    assert root is not None
+    assert span_tree(root) == run_tree(collector.traced_runs[0])  # LangChain's own tree
 
 
 def test_prebuilt_react_agent(col: Collector, handler: AgentOSCallbackHandler) -> None:
