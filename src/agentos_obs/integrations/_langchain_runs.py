@@ -167,7 +167,10 @@ class RunRecorder:
                 markers = markers | {marked}
         if kind is not _LLM:
             # Markers are inherited by every descendant: one the parent has is the parent's.
-            marker = lx.own_marker(markers, parent.markers if parent is not None else lx.NO_MARKERS)
+            marker = None
+            if markers:
+                inherited = parent.markers if parent is not None else lx.NO_MARKERS
+                marker = lx.own_marker(markers, inherited)
             if marker is not None:
                 kind = marker
             elif kind is None:
