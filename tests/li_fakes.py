@@ -99,6 +99,37 @@ def anthropic_raw(model: str) -> dict[str, Any]:
     }
 
 
+def gemini_raw(model: str) -> dict[str, Any]:
+    u = OPENAI_USAGE
+    return {
+        "model_version": model,
+        "usage_metadata": {
+            "prompt_token_count": u["input"],
+            "candidates_token_count": u["output"] - u["reasoning"],
+            "thoughts_token_count": u["reasoning"],
+            "cached_content_token_count": u["cache_read"],
+            "total_token_count": u["input"] + u["output"],
+        },
+    }
+
+
+def groq_raw(model: str) -> dict[str, Any]:
+    """A Groq stream chunk: OpenAI-shaped usage under ``x_groq``."""
+    u = OPENAI_USAGE
+    return {
+        "id": f"chatcmpl-{next(_ids)}",
+        "model": model,
+        "x_groq": {
+            "id": "req_1",
+            "usage": {
+                "prompt_tokens": u["input"],
+                "completion_tokens": u["output"],
+                "total_tokens": u["input"] + u["output"],
+            },
+        },
+    }
+
+
 def sdk_raw(model: str) -> SDKCompletion:
     u = OPENAI_USAGE
     return SDKCompletion(
@@ -115,7 +146,8 @@ def sdk_raw(model: str) -> SDKCompletion:
 class UsageLLM(CustomLLM):
     """A completion LLM whose responses carry provider usage in ``raw``.
 
-    ``shape``: "openai" | "anthropic" | "sdk" | "none". Streaming puts usage on the final
+    ``shape``: "openai" | "anthropic" | "sdk" (a pydantic object) | "gemini" | "groq" |
+    "additional_kwargs" (counts there, raw empty) | "none". Streaming puts usage on the final
     chunk only (as OpenAI does with ``stream_options.include_usage``). ``fail`` raises that
     exception from the call; ``fail_mid_stream`` raises it after the first chunk.
     """
@@ -141,14 +173,30 @@ class UsageLLM(CustomLLM):
             return anthropic_raw(self.model)
         if self.shape == "sdk":
             return sdk_raw(self.model)
+        if self.shape == "gemini":
+            return gemini_raw(self.model)
+        if self.shape == "groq":
+            return groq_raw(self.model)
         self.reported -= 1
         return None
+
+    def _extra(self) -> dict[str, Any]:
+        """Some integrations (llama-index-llms-openai) also copy counts to additional_kwargs."""
+        if self.shape != "additional_kwargs":
+            return {}
+        self.reported += 1
+        u = OPENAI_USAGE
+        return {
+            "prompt_tokens": u["input"],
+            "completion_tokens": u["output"],
+            "total_tokens": u["input"] + u["output"],
+        }
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         if self.fail is not None:
             raise self.fail
-        return CompletionResponse(text=self.reply, raw=self._raw())
+        return CompletionResponse(text=self.reply, raw=self._raw(), additional_kwargs=self._extra())
 
     @llm_completion_callback()
     def stream_complete(

@@ -24,6 +24,7 @@ from agentos_obs.spans import SpanKind, SpanStatus
 from agentos_obs.tracing import Tracer, TracerConfig
 from li_fakes import (
     ANTHROPIC_USAGE,
+    DOCS,
     OPENAI_USAGE,
     Traced,
     UsageFunctionCallingLLM,
@@ -138,6 +139,29 @@ def test_retrieval_and_embedding_attributes(traced: Traced, index: VectorStoreIn
             ),
         ),
         (
+            "gemini",
+            dict(
+                input_tokens=OPENAI_USAGE["input"],
+                output_tokens=OPENAI_USAGE["output"],  # candidates + thoughts
+                cache_read_tokens=OPENAI_USAGE["cache_read"],
+                cache_write_tokens=0,
+                reasoning_tokens=OPENAI_USAGE["reasoning"],
+            ),
+        ),
+        *[
+            (
+                shape,
+                dict(
+                    input_tokens=OPENAI_USAGE["input"],
+                    output_tokens=OPENAI_USAGE["output"],
+                    cache_read_tokens=0,
+                    cache_write_tokens=0,
+                    reasoning_tokens=0,
+                ),
+            )
+            for shape in ("groq", "additional_kwargs")
+        ],
+        (
             "sdk",
             dict(
                 input_tokens=OPENAI_USAGE["input"],
@@ -153,7 +177,9 @@ def test_trace_tokens_equal_provider_usage_times_real_calls(
     traced: Traced, index: VectorStoreIndex, shape: str, expected: dict[str, int]
 ) -> None:
     # "refine" over three nodes makes one LLM call per node: several real calls per query.
-    model = "claude-3-5-haiku-20241022" if shape == "anthropic" else "gpt-4o-mini"
+    model = {"anthropic": "claude-3-5-haiku-20241022", "gemini": "gemini-2.0-flash"}.get(
+        shape, "gpt-4o-mini"
+    )
     llm = UsageLLM(shape=shape, model=model, chat_model=True)
     engine = index.as_query_engine(llm=llm, similarity_top_k=3, response_mode="refine")
     engine.query(QUESTION)
@@ -443,7 +469,8 @@ def test_content_capture_with_secret_redaction(index: VectorStoreIndex) -> None:
     assert root.attributes[attr.OUTPUT_VALUE] == "Paris is the capital of France."
     retrieve = by_name(query_trace, "VectorIndexRetriever.retrieve")[0]
     assert QUESTION in retrieve.attributes[attr.RETRIEVAL_QUERY]
-    assert "Paris" in retrieve.attributes[attr.RETRIEVAL_DOCUMENTS]
+    # MockEmbedding ties every score, so which documents come back is arbitrary.
+    assert any(doc in retrieve.attributes[attr.RETRIEVAL_DOCUMENTS] for doc in DOCS)
     complete = by_name(query_trace, "UsageLLM.complete")[0]
     assert "capital of France" in complete.attributes[attr.LLM_INPUT_MESSAGES]
     assert secret not in complete.attributes[attr.LLM_INPUT_MESSAGES]

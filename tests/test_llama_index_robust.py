@@ -461,7 +461,7 @@ def test_nothing_grows_over_many_queries(traced: Traced, index: VectorStoreIndex
     assert bridge.open_span_count == 0
     assert bridge.parked_stream_count == 0
     assert len(bridge._abandoned) == 0
-    assert bridge.dedupe_window_size <= 128
+    assert bridge.dedupe_window_size <= 64
     assert len(bridge._event_methods) < 64
     assert traced.tracer.active_trace_count == 0
     statuses = {t.status for t in traced.traces}

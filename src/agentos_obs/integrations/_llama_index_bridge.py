@@ -77,7 +77,7 @@ _TAG_KEYS = {
     "session.id": attr.SESSION_ID,
     "session_id": attr.SESSION_ID,
 }
-_COUNTED_LIMIT = 128  # recent LLM responses whose usage was counted (dedupe window)
+_COUNTED_LIMIT = 64  # recent LLM responses whose usage was counted (dedupe window)
 
 
 class SpanState:
@@ -237,14 +237,14 @@ class LlamaIndexBridge:
                 attributes=attributes,
             )
         except BudgetExceeded as exc:
-            refused = _refused_span(tracer, parent)
-            if refused is None:
-                raise
             # LlamaIndex swallows every handler exception, so the call goes ahead anyway: it
             # is recorded on the span the budget refused (see the module docs of llama_index),
             # and the unenforced budget is logged once and counted.
-            refused.record_exception(exc)
             report("llama_index.budget_not_enforced", exc, reraise_in_strict=False)
+            refused = _refused_span(tracer, parent)
+            if refused is None:  # a root call: its one-span trace is already exported
+                return None
+            refused.record_exception(exc)
             span = refused
         state = SpanState(li_id, span, tracer, parent, kind)
         state.provider = provider

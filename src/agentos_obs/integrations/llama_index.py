@@ -60,7 +60,7 @@ try:
     from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
     from llama_index.core.instrumentation.event_handlers import BaseEventHandler
     from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
-    from pydantic import PrivateAttr
+    from pydantic import Field, PrivateAttr
 except ImportError as exc:  # pragma: no cover - depends on the extra
     raise ImportError(
         "agentos_obs.integrations.llama_index needs LlamaIndex: "
@@ -86,12 +86,14 @@ class AgentOSSpanHandler(BaseSpanHandler[Any]):
     kept per open span and freed when the span ends.
     """
 
-    _bridge: LlamaIndexBridge = PrivateAttr()
+    # A plain field, not a PrivateAttr: pydantic serves private attributes through a slow
+    # __getattr__, and this one is read on every span.
+    bridge: LlamaIndexBridge = Field(default=None, exclude=True, repr=False)  # type: ignore[assignment]
     _event_handler: Any = PrivateAttr(default=None)
 
     def __init__(self, tracer: Tracer | None = None, *, stream_timeout_s: float = 600.0) -> None:
         super().__init__()
-        self._bridge = LlamaIndexBridge(tracer, stream_timeout_s=stream_timeout_s)
+        self.bridge = LlamaIndexBridge(tracer, stream_timeout_s=stream_timeout_s)
 
     @classmethod
     def class_name(cls) -> str:
@@ -101,13 +103,13 @@ class AgentOSSpanHandler(BaseSpanHandler[Any]):
     @property
     def tracer(self) -> Tracer | None:
         """The tracer given, or None for the default stack's."""
-        return self._bridge.tracer
+        return self.bridge.tracer
 
     @tracer.setter
     def tracer(self, tracer: Tracer | None) -> None:
         if tracer is not None and not isinstance(tracer, Tracer):
             raise ConfigurationError(f"tracer must be an agentos_obs.Tracer, got {tracer!r}")
-        self._bridge.tracer = tracer
+        self.bridge.tracer = tracer
 
     @property
     def event_handler(self) -> AgentOSEventHandler:
@@ -118,23 +120,19 @@ class AgentOSSpanHandler(BaseSpanHandler[Any]):
         return handler
 
     @property
-    def bridge(self) -> LlamaIndexBridge:
-        return self._bridge
-
-    @property
     def open_span_count(self) -> int:
         """LlamaIndex spans still open for us, parked streams included."""
-        return self._bridge.open_span_count
+        return self.bridge.open_span_count
 
     @property
     def parked_stream_count(self) -> int:
-        return self._bridge.parked_stream_count
+        return self.bridge.parked_stream_count
 
     def sweep(self, max_age_s: float | None = None) -> int:
         """End streams open longer than ``max_age_s`` (default ``stream_timeout_s``) or
         dropped by the app, as CANCELLED. Also runs by itself when root spans start."""
         try:
-            return self._bridge.sweep(max_age_s)
+            return self.bridge.sweep(max_age_s)
         except Exception as exc:
             report("llama_index.sweep", exc)
             return 0
@@ -142,7 +140,7 @@ class AgentOSSpanHandler(BaseSpanHandler[Any]):
     def close(self) -> None:
         """End the spans still open for us as CANCELLED (``Dispatcher.shutdown`` calls it)."""
         try:
-            self._bridge.close("closed")
+            self.bridge.close("closed")
         except Exception as exc:
             report("llama_index.close", exc)
 
@@ -157,7 +155,7 @@ class AgentOSSpanHandler(BaseSpanHandler[Any]):
         **kwargs: Any,
     ) -> None:
         try:
-            self._bridge.enter(id_, instance, parent_id, tags, bound_args)
+            self.bridge.enter(id_, instance, parent_id, tags, bound_args)
         except Exception as exc:
             report("llama_index.span_enter", exc)
 
@@ -170,7 +168,7 @@ class AgentOSSpanHandler(BaseSpanHandler[Any]):
         **kwargs: Any,
     ) -> None:
         try:
-            self._bridge.exit(id_, result)
+            self.bridge.exit(id_, result)
         except Exception as exc:
             report("llama_index.span_exit", exc)
 
@@ -183,7 +181,7 @@ class AgentOSSpanHandler(BaseSpanHandler[Any]):
         **kwargs: Any,
     ) -> None:
         try:
-            self._bridge.drop(id_, err)
+            self.bridge.drop(id_, err)
         except Exception as exc:
             report("llama_index.span_drop", exc)
 
@@ -198,7 +196,7 @@ class AgentOSSpanHandler(BaseSpanHandler[Any]):
         **kwargs: Any,
     ) -> Any:
         try:
-            return self._bridge.enter(id_, instance, parent_span_id, tags, bound_args)
+            return self.bridge.enter(id_, instance, parent_span_id, tags, bound_args)
         except Exception as exc:
             report("llama_index.span_enter", exc)
             return None
@@ -212,7 +210,7 @@ class AgentOSSpanHandler(BaseSpanHandler[Any]):
         **kwargs: Any,
     ) -> Any:
         try:
-            return self._bridge.exit(id_, result)
+            return self.bridge.exit(id_, result)
         except Exception as exc:
             report("llama_index.span_exit", exc)
             return None
@@ -226,7 +224,7 @@ class AgentOSSpanHandler(BaseSpanHandler[Any]):
         **kwargs: Any,
     ) -> Any:
         try:
-            return self._bridge.drop(id_, err)
+            return self.bridge.drop(id_, err)
         except Exception as exc:
             report("llama_index.span_drop", exc)
             return None
@@ -237,7 +235,7 @@ class AgentOSEventHandler(BaseEventHandler):
     spans of its :class:`AgentOSSpanHandler`. ``span_handler=None`` makes a new one (with
     ``tracer``); attach both to the same dispatcher."""
 
-    _bridge: LlamaIndexBridge = PrivateAttr()
+    bridge: LlamaIndexBridge = Field(default=None, exclude=True, repr=False)  # type: ignore[assignment]
     _span_handler: AgentOSSpanHandler = PrivateAttr()
 
     def __init__(
@@ -253,7 +251,7 @@ class AgentOSEventHandler(BaseEventHandler):
         elif tracer is not None:
             raise ConfigurationError("give the tracer to the span handler, not to both")
         self._span_handler = span_handler
-        self._bridge = span_handler.bridge
+        self.bridge = span_handler.bridge
 
     @classmethod
     def class_name(cls) -> str:
@@ -265,7 +263,7 @@ class AgentOSEventHandler(BaseEventHandler):
 
     def handle(self, event: Any, **kwargs: Any) -> None:
         try:
-            self._bridge.handle_event(event)
+            self.bridge.handle_event(event)
         except Exception as exc:
             report("llama_index.event", exc)
 
