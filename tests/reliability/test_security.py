@@ -334,9 +334,8 @@ def test_dashboard_auth_and_host_checks_cover_every_route(hostile_store: Path, p
     "credential-shaped strings in provider errors are not redacted yet",
 )
 def test_credentials_in_error_messages_are_redacted() -> None:
-    from lc_fakes import FailingChatModel, ModelFailure
-
     from agentos_obs import Trace, Tracer
+    from lc_fakes import FailingChatModel, ModelFailure
 
     tracer = Tracer("security")
     traces: list[Trace] = []
