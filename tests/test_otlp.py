@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -459,3 +461,33 @@ def test_a_continued_trace_marks_its_root_parent_as_remote(
     assert root.flags & FLAG_PARENT_IS_REMOTE
     inner = received(receiver, "execute_tool inner")
     assert inner.parent_span_id == span.span_id and not inner.flags & FLAG_PARENT_IS_REMOTE
+
+
+def _child_exports(exporter: OTLPExporter) -> None:
+    tracer = Tracer("child")
+    tracer.add_exporter(exporter)
+    with tracer.start_span("from-child", SpanKind.CHAIN):
+        pass
+    assert exporter.flush(timeout_s=30)
+    assert exporter.dropped == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() only")
+def test_a_forked_worker_exports_through_its_own_connection(
+    receiver: OTLPReceiver, tracer: Tracer
+) -> None:
+    exporter = exporter_for(receiver)
+    tracer.add_exporter(exporter)
+    with tracer.start_span("from-parent", SpanKind.CHAIN):
+        pass
+    assert exporter.flush()  # the parent's keep-alive connection is now open
+    child = multiprocessing.get_context("fork").Process(target=_child_exports, args=(exporter,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    with tracer.start_span("parent-again", SpanKind.CHAIN):
+        pass
+    exporter.shutdown()
+    assert receiver.wait_for_spans(3)
+    assert sorted(s.name for s in receiver.spans) == ["from-child", "from-parent", "parent-again"]
+    assert {s.resource["service.name"] for s in receiver.spans} == {"research-svc", "child"}

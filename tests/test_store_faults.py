@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from agentos_obs import _guard
-from agentos_obs import store as store_module
+from agentos_obs import _guard, _store_rows
 from agentos_obs.spans import SpanKind, Trace
 from agentos_obs.store import SQLiteStore
 from agentos_obs.tracing import Tracer
@@ -192,7 +191,7 @@ def test_a_bug_in_the_writer_surfaces_in_strict_mode(
     tracer = Tracer("app")
     store = SQLiteStore(tmp_path / "bug.db", flush_interval_s=0.01)
     try:
-        monkeypatch.setattr(store_module, "_span_row", broken)
+        monkeypatch.setattr(_store_rows, "span_row", broken)
         for trace in make_traces(tracer, 2, "x"):
             store.export(trace)
         with pytest.raises(TypeError, match="serialisation bug"):
@@ -206,14 +205,14 @@ def test_a_bug_in_the_writer_surfaces_in_strict_mode(
 def test_in_production_a_writer_bug_is_counted_and_the_store_keeps_going(
     lenient: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    real = store_module._span_row
+    real = _store_rows.span_row
 
     def sometimes_broken(span: Any) -> tuple[Any, ...]:
         if span.name == "poison":
             raise TypeError("serialisation bug")
         return real(span)
 
-    monkeypatch.setattr(store_module, "_span_row", sometimes_broken)
+    monkeypatch.setattr(_store_rows, "span_row", sometimes_broken)
     tracer = Tracer("app")
     store = SQLiteStore(tmp_path / "bug.db", flush_interval_s=0.01, batch_size=1)
     try:

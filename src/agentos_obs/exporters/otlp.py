@@ -215,6 +215,10 @@ class OTLPExporter:
         if service_name is not None and (not isinstance(service_name, str) or not service_name):
             raise ConfigurationError("service_name must be a non-empty string")
         self.endpoint: str | None = None
+        # Kept to rebuild the HTTP exporter in a forked child (its connection pool would
+        # share the parent's sockets); None when the caller gave their own exporter.
+        self._exporter_kwargs: dict[str, Any] | None = None
+        self._rebuild = False
         if span_exporter is None:
             kwargs: dict[str, Any] = {}
             if endpoint is not None:
@@ -236,6 +240,7 @@ class OTLPExporter:
             except ValueError as exc:
                 raise ConfigurationError(f"invalid OTLP exporter settings: {exc}") from exc
             self.endpoint = getattr(span_exporter, "_endpoint", self.endpoint)
+            self._exporter_kwargs = kwargs
         self._exporter = span_exporter
         self._service_name = service_name or os.environ.get("OTEL_SERVICE_NAME") or None
         self._resource_attributes = {
@@ -252,6 +257,7 @@ class OTLPExporter:
             # The SDK returns FAILURE for transport errors; what else it raises (a
             # serialisation bug...) is ours and surfaces in strict mode.
             expected_errors=(OSError,),
+            on_reset_after_fork=self._after_fork,
         )
         self._shut_down = False
 
@@ -286,6 +292,10 @@ class OTLPExporter:
         return self._worker.dropped
 
     # -- worker side -----------------------------------------------------------------
+    def _after_fork(self) -> None:
+        self._rebuild = True  # a fresh HTTP session on first use in the child
+        self._resources_lock = threading.Lock()
+
     def _resource_for(self, trace: Trace) -> Resource:
         tracer = trace._tracer
         name = self._service_name or (tracer.service_name if tracer is not None else "agentos")
@@ -311,6 +321,9 @@ class OTLPExporter:
             spans.extend(converted)
         if not spans:
             return
+        if self._rebuild and self._exporter_kwargs is not None:
+            self._exporter = OTLPSpanExporter(**self._exporter_kwargs)
+            self._rebuild = False
         result = self._exporter.export(spans)
         if result is not SpanExportResult.SUCCESS:
             self._worker.record_loss(len(traces), "export to the OTLP endpoint failed")
