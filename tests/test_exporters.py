@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -262,3 +264,31 @@ def test_batch_worker_rejects_bad_settings() -> None:
     for bad in (dict(batch_size=0), dict(flush_interval_s=0), dict(max_queue=0)):
         with pytest.raises(ConfigurationError):
             BatchWorker("bad", lambda batch: None, **bad)  # type: ignore[arg-type]
+
+
+# -- the examples of this part run offline ----------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("sqlite_store.py", ["By model (computed in SQL", "Summary: 40 traces"]),
+        ("otlp_export.py", ["No OTLP endpoint configured", "chat gpt-4o-mini", "parent=-"]),
+        ("prometheus_metrics.py", ["llm_tokens_total{", '# {trace_id="']),
+    ],
+)
+def test_examples_run_offline(script: str, expected: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_EXPORTER_OTLP")}
+    env.pop("AGENTOS_OBS_DB", None)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    for text in expected:
+        assert text in result.stdout

@@ -163,7 +163,9 @@ class BatchWorker(Generic[T]):
         return done
 
     def close(self, timeout_s: float = 10.0) -> bool:
-        """Flush, then stop the thread. Items put afterwards are dropped and counted."""
+        """Flush, then stop the thread, within ``timeout_s`` in all. Items put afterwards are
+        dropped and counted. Returns False if the queue could not be drained in time."""
+        deadline = time.monotonic() + timeout_s
         try:
             done = self.flush(timeout_s)
         finally:
@@ -172,7 +174,7 @@ class BatchWorker(Generic[T]):
                 self._cond.notify_all()
                 thread = self._thread
             if thread is not None and thread is not threading.current_thread():
-                thread.join(max(0.0, timeout_s))
+                thread.join(max(0.0, deadline - time.monotonic()))
         return done
 
     @property
