@@ -40,6 +40,13 @@ class ObservabilityStack(tuple):  # type: ignore[type-arg]
     metrics: MetricsRegistry
     logger: StructuredLogger
     dashboard: ObservabilityDashboard
+    cost: CostAnalytics
+    span_metrics: SpanMetricsProcessor
+    budgets: list[BudgetAlert]
+    store: Any
+    otlp: Any
+    metrics_server: Any
+    metrics_port: int | None
 
     def __new__(
         cls,
@@ -54,12 +61,13 @@ class ObservabilityStack(tuple):  # type: ignore[type-arg]
         self.metrics = metrics
         self.logger = logger
         self.dashboard = dashboard
-        self.cost: CostAnalytics = extra.pop("cost")
-        self.span_metrics: SpanMetricsProcessor = extra.pop("span_metrics")
-        self.budgets: list[BudgetAlert] = []
-        self.store: Any = None
-        self.otlp: Any = None
-        self.metrics_server: Any = None
+        self.cost = extra.pop("cost")
+        self.span_metrics = extra.pop("span_metrics")
+        self.budgets = []
+        self.store = None
+        self.otlp = None
+        self.metrics_server = None
+        self.metrics_port = None
         return self
 
     def add_budget(self, budget: BudgetAlert) -> BudgetAlert:
@@ -76,9 +84,9 @@ class ObservabilityStack(tuple):  # type: ignore[type-arg]
         self.tracer.shutdown()
         if self.metrics_server is not None:
             try:
-                self.metrics_server.shutdown()
+                self.metrics.stop()
             except Exception as exc:
-                report("metrics_server.shutdown", exc)
+                report("metrics_server.stop", exc)
             self.metrics_server = None
 
 
@@ -169,6 +177,9 @@ def configure(
         if not callable(exporter) and not callable(getattr(exporter, "export", None)):
             raise ConfigurationError(f"exporter must be fn(trace) or have export(): {exporter!r}")
     budgets = list(budgets)
+    for budget in budgets:
+        if not isinstance(budget, BudgetAlert):
+            raise ConfigurationError(f"budgets must be BudgetAlert objects, got {budget!r}")
     new_pricing: PriceCatalog | None = None
     if price_overrides is not None or model_aliases is not None:
         new_pricing = PriceCatalog(overrides=price_overrides, aliases=model_aliases)
@@ -198,8 +209,9 @@ def configure(
         stack.otlp = new_otlp
         tracer.add_exporter(new_otlp)
     if metrics_port is not None and stack.metrics_server is None:
-        server, _port = stack.metrics.start_http_server(port=metrics_port, addr=metrics_host)
+        server, port = stack.metrics.start_http_server(port=metrics_port, addr=metrics_host)
         stack.metrics_server = server
+        stack.metrics_port = port
     return stack
 
 
