@@ -195,8 +195,13 @@ def _check_trees(config: Config, threads: int = 16, per_thread: int = 25) -> dic
         and len(sizes) == 1
         and not errors
     )
+    backend = config.backend_traces()
+    if backend is not None:
+        out["backend_traces"] = backend
+        intact = intact and backend == expected
     out["verdict"] = (
         f"intact: {stats['traces']} traces × {next(iter(sizes))} spans"
+        + (f"; {backend} read back from the backend" if backend is not None else "")
         if intact
         else "BROKEN: "
         + json.dumps({k: stats[k] for k in ("traces", "traces_by_size", "traces_by_root_count")})

@@ -56,6 +56,15 @@ OFFLINE_ENV = {
 Traces = dict[Any, list[tuple[Any, Any]]]
 
 
+def sink_get(sink_url: str | None, path: str) -> Any:
+    """GET a path of the local sink (its decoded statistics) as JSON."""
+    import json
+
+    assert sink_url is not None
+    with urllib.request.urlopen(f"{sink_url}{path}", timeout=10) as response:
+        return json.loads(response.read())
+
+
 def package_version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
@@ -103,6 +112,11 @@ class Config:
         """For tools that record no trees: whether usage totals are right."""
         return None
 
+    def backend_traces(self) -> int | None:
+        """Traces the configuration's backend holds since ``start_collecting`` (None: no
+        separate backend to read back)."""
+        return None
+
     def versions(self) -> dict[str, str]:
         return {p: package_version(p) for p in self.packages}
 
@@ -117,7 +131,7 @@ class AgentOSHandler(Config):
 
     key = "agentos-handler"
     label = "agentos-obs handler (full stack)"
-    packages = ("agentos-obs",)
+    packages: tuple[str, ...] = ("agentos-obs",)
     records_trees = True
 
     def start(self) -> None:
@@ -167,6 +181,25 @@ class AgentOSHandler(Config):
         return self._collected
 
 
+class AgentOSBareTracer(AgentOSHandler):
+    """The handler on a plain ``Tracer`` (no metrics, dashboard or cost processors): what the
+    LangChain integration itself costs, apart from the default stack's processing."""
+
+    key = "agentos-bare"
+    label = "agentos-obs handler, plain Tracer (no metrics/dashboard)"
+
+    def start(self) -> None:
+        from agentos_obs import Tracer
+
+        self.tracer = Tracer("bench")
+        self._collected = {}
+        self._collecting = False
+        self.tracer.add_exporter(self._collect)
+        from agentos_obs.integrations.langchain import AgentOSCallbackHandler
+
+        self.handler = AgentOSCallbackHandler(tracer=self.tracer)
+
+
 class AgentOSGlobal(AgentOSHandler):
     """``instrument(tracer)``: every LangChain / LlamaIndex run traced, no callbacks passed."""
 
@@ -206,8 +239,16 @@ class AgentOSStore(AgentOSHandler):
         self.store = SQLiteStore(Path(self._dir) / "traces.db")
         self.tracer.add_exporter(self.store)
 
+    def start_collecting(self) -> None:
+        super().start_collecting()
+        self.store.flush()
+        self._stored_before = self.store.count_traces()
+
     def flush(self) -> None:
         self.store.flush()
+
+    def backend_traces(self) -> int | None:
+        return int(self.store.count_traces()) - self._stored_before
 
 
 class AgentOSOTLP(AgentOSHandler):
@@ -224,8 +265,16 @@ class AgentOSOTLP(AgentOSHandler):
         self.otlp = OTLPExporter(endpoint=f"{self.sink_url}/v1/traces")
         self.tracer.add_exporter(self.otlp)
 
+    def start_collecting(self) -> None:
+        super().start_collecting()
+        self.otlp.flush()
+        sink_get(self.sink_url, "/stats?reset=1")
+
     def flush(self) -> None:
         self.tracer.force_flush()
+
+    def backend_traces(self) -> int | None:
+        return int(sink_get(self.sink_url, "/stats")["traces"])
 
 
 # -- peers --------------------------------------------------------------------------------
@@ -321,22 +370,15 @@ class _SinkBacked(Config):
 
     records_trees = True
 
-    def _sink(self, path: str) -> Any:
-        import json
-
-        assert self.sink_url is not None
-        with urllib.request.urlopen(f"{self.sink_url}{path}", timeout=10) as response:
-            return json.loads(response.read())
-
     def start_collecting(self) -> None:
         self.flush()
-        self._sink("/stats?reset=1")
+        sink_get(self.sink_url, "/stats?reset=1")
 
     def clear(self) -> None:
-        self._sink("/stats?reset=1")
+        sink_get(self.sink_url, "/stats?reset=1")
 
     def sink_stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._sink("/stats")
+        result: dict[str, Any] = sink_get(self.sink_url, "/stats")
         return result
 
 
@@ -453,6 +495,7 @@ CONFIGS: dict[str, type[Config]] = {
     for c in (
         Config,
         AgentOSHandler,
+        AgentOSBareTracer,
         AgentOSGlobal,
         AgentOSStore,
         AgentOSOTLP,
@@ -466,7 +509,7 @@ CONFIGS: dict[str, type[Config]] = {
 }
 AGENTOS_CONFIGS = ("agentos-handler", "agentos-global", "agentos-sqlite", "agentos-otlp")
 PEER_CONFIGS = ("openinference", "openllmetry", "langfuse", "mlflow", "lc-usage")
-REFERENCE_CONFIGS = ("noop-handler",)
+REFERENCE_CONFIGS = ("agentos-bare", "noop-handler")
 
 
 def skipped_peers() -> dict[str, str]:

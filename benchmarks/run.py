@@ -121,8 +121,8 @@ def main() -> None:
     if args.report_only:
         from report import write_report
 
-        results = json.loads((OUT / "results.json").read_text())
-        log(f"wrote {write_report(results, HERE / 'RESULTS.md', bench_python=BENCH_PY)}")
+        saved = json.loads((OUT / "results.json").read_text())
+        log(f"wrote {write_report(saved, HERE / 'RESULTS.md', bench_python=BENCH_PY)}")
         return
     rounds = args.rounds or (5 if args.quick else 15)
     invocations = args.memory_invocations or (20_000 if args.quick else 100_000)
