@@ -8,6 +8,8 @@ move between versions): a missing class simply never matches.
 
 from __future__ import annotations
 
+import re
+
 import math
 import types
 from collections.abc import Mapping
@@ -160,6 +162,10 @@ def tool_name(instance: object) -> str | None:
 _provider_cache: dict[type, str | None] = {}
 # Class-name words for LLM classes that do not live in a `llama_index.llms.<provider>` module
 # (custom subclasses); spellings are mapped to catalogue ids by the pricing module.
+# A CamelCase word: "Open", "AI", "LLM", "Llama", "4o"… (acronyms stay one word before a
+# capitalised word: "LLMPredictor" -> "LLM", "Predictor").
+_CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
 _PROVIDER_WORDS = (
     ("azure", "azure"),
     ("openai", "openai"),
@@ -174,6 +180,27 @@ _PROVIDER_WORDS = (
 )
 
 
+def _word_bounds(class_name: str) -> tuple[set[int], set[int]]:
+    """Where CamelCase words start and end: ``DemoLlamaLLM`` -> Demo|Llama|LLM."""
+    starts = {m.start() for m in _CAMEL_WORD.finditer(class_name)}
+    ends = {m.end() for m in _CAMEL_WORD.finditer(class_name)}
+    return starts, ends
+
+
+def _provider_from_class_name(class_name: str) -> str | None:
+    """A provider word that spans whole CamelCase words (``AzureOpenAI``, ``MyGroqLLM``), so
+    ``DemoLlamaLLM`` is not read as "ollama" nor ``Fromistral`` as "mistral"."""
+    lowered = class_name.lower()
+    starts, ends = _word_bounds(class_name)
+    for word, name in _PROVIDER_WORDS:
+        at = lowered.find(word)
+        while at != -1:
+            if at in starts and at + len(word) in ends:
+                return name
+            at = lowered.find(word, at + 1)
+    return None
+
+
 def provider_of(instance: object) -> str | None:
     """Provider of an LLM from its integration package (``llama_index.llms.openai`` -> openai),
     else from a provider word in its class name; None when neither tells."""
@@ -185,11 +212,7 @@ def provider_of(instance: object) -> str | None:
     if len(parts) >= 3 and parts[0] == "llama_index" and parts[1] in ("llms", "embeddings"):
         provider = parts[2]
     else:
-        lowered = cls.__name__.lower()
-        for word, name in _PROVIDER_WORDS:
-            if word in lowered:
-                provider = name
-                break
+        provider = _provider_from_class_name(cls.__name__)
     if len(_provider_cache) >= _CACHE_LIMIT:
         _provider_cache.clear()
     _provider_cache[cls] = provider
