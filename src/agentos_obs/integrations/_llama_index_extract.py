@@ -8,9 +8,8 @@ move between versions): a missing class simply never matches.
 
 from __future__ import annotations
 
-import re
-
 import math
+import re
 import types
 from collections.abc import Mapping
 from typing import Any
