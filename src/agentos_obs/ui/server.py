@@ -4,7 +4,7 @@ Starlette (routing, static files) on uvicorn, both in the ``ui`` extra. Every ro
 the store through :class:`~agentos_obs._cli_data.StoreReader`, which opens SQLite read-only,
 so the dashboard can never change or lock out the data an app is writing.
 
-The JSON API (documented in README.md, "The `agentos-obs` command and the dashboard") — all ``GET``, all JSON, times in epoch ms:
+The JSON API (documented in README.md) — all ``GET``, all JSON, times in epoch ms:
 
 ==============================  ==========================================================
 ``/api/version``                change marker the pages poll (trace count, newest trace)
