@@ -496,3 +496,30 @@ def test_concurrent_traces_from_threads_are_all_counted(
     assert s["span_distribution"] == {"agent": 1600, "llm": 1600}
     assert all(v["traces"] == per_thread for v in s["by_user"].values())
     assert row(dashboard.get_latency_breakdown(), "llm")["count"] == 1600
+
+
+def test_record_trace_only_queues_and_a_background_thread_folds_in() -> None:
+    dashboard = ObservabilityDashboard()
+    for _ in range(5):
+        dashboard.record_trace(timed_trace(10.0))
+    deadline = time.monotonic() + 10
+    while dashboard._pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not dashboard._pending  # folded in off the caller's thread
+    assert dashboard._traces == 5
+
+
+def test_queries_see_every_trace_recorded_before_them() -> None:
+    dashboard = ObservabilityDashboard()
+    for i in range(300):
+        dashboard.record_trace(timed_trace(float(i + 1)))
+    assert dashboard.get_summary()["trace_count"] == 300
+    assert dashboard.recent_traces(1)[0]["duration_ms"] == pytest.approx(300.0)
+
+
+def test_pending_traces_are_bounded_without_dropping_any() -> None:
+    dashboard = ObservabilityDashboard(max_pending=10)
+    for _ in range(95):
+        dashboard.record_trace(timed_trace(1.0))
+        assert len(dashboard._pending) < 10
+    assert dashboard.trace_count == 95

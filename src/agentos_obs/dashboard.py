@@ -19,14 +19,22 @@ Meaning of the latency figures (the prototype double-counted nested spans):
 
 Spans still open when a trace is recorded are counted in ``open_spans`` and left out of the
 latency figures.
+
+Off the hot path: ``record_trace`` only queues the trace (an append); a shared daemon thread
+folds queued traces in every ``_DRAIN_INTERVAL_S``, and every query folds in whatever is
+still queued first, so reads always see every trace recorded before them. At most
+``max_pending`` traces wait; past that the caller folds them in itself (memory stays bounded
+and nothing is dropped).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +51,39 @@ __all__ = ["ObservabilityDashboard"]
 
 _perf_ns = time.perf_counter_ns
 _SKETCH_BINS = 2048  # bounds each sketch's memory; the collapsed low end is below 1 µs at 1 %
+_DRAIN_INTERVAL_S = 0.2
+
+
+class _Drainer:
+    """One daemon thread for all dashboards: folds queued traces in while the app waits on
+    I/O, instead of on the thread that finished the trace. Restarted lazily after a fork."""
+
+    def __init__(self) -> None:
+        self._dashboards: weakref.WeakSet[ObservabilityDashboard] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._pid = -1
+
+    def register(self, dashboard: ObservabilityDashboard) -> None:
+        with self._lock:
+            self._dashboards.add(dashboard)
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(
+                    target=self._run, name="agentos-obs-dashboard", daemon=True
+                ).start()
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            time.sleep(_DRAIN_INTERVAL_S)
+            with self._lock:
+                dashboards = [d for d in self._dashboards if d._pending]
+            for dashboard in dashboards:
+                dashboard._drain(reraise=False)
+            del dashboards
+
+
+_drainer = _Drainer()
 
 
 class _MetricsSource(Protocol):
@@ -299,6 +340,7 @@ class ObservabilityDashboard:
         top_n: int = 10,
         recent_capacity: int = 1000,
         max_keys: int = 10_000,
+        max_pending: int = 10_000,
     ) -> None:
         if not 0.0 < relative_accuracy < 1.0:
             raise ConfigurationError(
@@ -308,6 +350,7 @@ class ObservabilityDashboard:
             ("top_n", top_n),
             ("recent_capacity", recent_capacity),
             ("max_keys", max_keys),
+            ("max_pending", max_pending),
         ):
             if not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
@@ -317,12 +360,17 @@ class ObservabilityDashboard:
         self._top_n = top_n
         self._recent_capacity = recent_capacity
         self._max_keys = max_keys
+        self._max_pending = max_pending
         self._lock = threading.Lock()
+        self._ingest_lock = threading.Lock()  # one folder at a time keeps trace order
+        self._pending: deque[Trace] = deque()
+        self._registered = False
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything aggregated so far."""
+        """Forget everything aggregated so far (and anything still queued)."""
         accuracy = self.relative_accuracy
+        self._pending.clear()
         with self._lock:
             self._traces = 0
             self._error_traces = 0
@@ -344,7 +392,35 @@ class ObservabilityDashboard:
 
     # -- ingestion -------------------------------------------------------------------
     def record_trace(self, trace: Trace) -> None:
-        """Fold one trace into the aggregates (use as ``tracer.add_exporter(...)``)."""
+        """Queue one trace for the aggregates (use as ``tracer.add_exporter(...)``)."""
+        self._pending.append(trace)
+        if not self._registered:
+            self._registered = True
+            _drainer.register(self)
+        if len(self._pending) >= self._max_pending:
+            self._drain()
+
+    export = record_trace  # so ``tracer.add_exporter(dashboard)`` works too
+
+    def flush(self) -> None:
+        """Fold in every queued trace now (queries do this themselves)."""
+        self._drain()
+
+    def _drain(self, reraise: bool = True) -> None:
+        pending = self._pending
+        with self._ingest_lock:
+            while pending:
+                try:
+                    trace = pending.popleft()
+                except IndexError:  # another thread took the last one
+                    break
+                try:
+                    self._ingest(trace)
+                except Exception as exc:
+                    report("dashboard.record_trace", exc, reraise_in_strict=reraise)
+
+    def _ingest(self, trace: Trace) -> None:
+        """Fold one trace into the aggregates: O(spans of the trace)."""
         digest = _digest(trace, self._max_keys)
         accuracy = self.relative_accuracy
         with self._lock:
@@ -376,8 +452,6 @@ class ObservabilityDashboard:
             self._costliest.offer(digest.usage.cost_usd, digest.entry)
             self._recent.append(digest.entry)
 
-    export = record_trace  # so ``tracer.add_exporter(dashboard)`` works too
-
     def _named_stage(self, kind: str, name: str) -> _Stage:
         """Stage of a new (kind, name) pair; past ``max_keys`` pairs, names share ``(other)``."""
         key = (kind, name)
@@ -399,6 +473,7 @@ class ObservabilityDashboard:
     # -- queries ---------------------------------------------------------------------
     def get_summary(self) -> dict[str, Any]:
         """Totals, percentiles and rollups of every trace recorded (O(number of keys))."""
+        self._drain()
         metrics = self._collect_metrics()
         with self._lock:
             if self._traces == 0:
@@ -454,6 +529,7 @@ class ObservabilityDashboard:
         """
         if by not in ("kind", "name"):
             raise ValueError(f"by must be 'kind' or 'name', got {by!r}")
+        self._drain()
         with self._lock:
             stages = self._by_kind.values() if by == "kind" else self._by_name.values()
             rows = [stage.to_row() for stage in stages]
@@ -462,20 +538,24 @@ class ObservabilityDashboard:
 
     def recent_traces(self, limit: int = 50) -> list[dict[str, Any]]:
         """Summaries of the most recent traces, newest first (at most ``recent_capacity``)."""
+        self._drain()
         with self._lock:
             picked = list(itertools.islice(reversed(self._recent), max(0, limit)))
         return [dict(e) for e in picked]
 
     def slowest_traces(self) -> list[dict[str, Any]]:
+        self._drain()
         with self._lock:
             return self._slowest.items()
 
     def most_expensive_traces(self) -> list[dict[str, Any]]:
+        self._drain()
         with self._lock:
             return self._costliest.items()
 
     @property
     def trace_count(self) -> int:
+        self._drain()
         return self._traces
 
     # -- internals -------------------------------------------------------------------
