@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import attributes as attr
 from ._ids import new_span_id, new_trace_id
+from ._redact import scrub
 
 if TYPE_CHECKING:
     from .tracing import Tracer
@@ -156,6 +157,7 @@ class Span:
 
     def set_error(self, error: str) -> None:
         self.status = SpanStatus.ERROR
+        error = scrub(error)
         self.attributes["error"] = error
         self.attributes.setdefault(attr.ERROR_MESSAGE, error)
 
@@ -164,7 +166,7 @@ class Span:
         self.status = status
         etype = type(exc).__qualname__
         try:
-            message = str(exc)
+            message = scrub(str(exc))  # provider errors often echo the api key
         except Exception:  # an app exception whose __str__ fails must still pass through
             message = f"<unprintable {etype}>"
         self.attributes[attr.ERROR_TYPE] = etype

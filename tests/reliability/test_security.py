@@ -328,11 +328,6 @@ def test_dashboard_auth_and_host_checks_cover_every_route(hostile_store: Path, p
         assert XSS not in rebinding.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: Span.record_exception stores the exception message verbatim; "
-    "credential-shaped strings in provider errors are not redacted yet",
-)
 def test_credentials_in_error_messages_are_redacted() -> None:
     from agentos_obs import Trace, Tracer
     from lc_fakes import FailingChatModel, ModelFailure

@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .._redact import SECRET_VALUE as _SECRET_VALUE
+
 __all__ = ["REDACTED", "is_secret_key", "redact", "to_text", "truncate"]
 
 REDACTED = "[REDACTED]"
@@ -46,14 +48,6 @@ _NOT_SECRET = frozenset(
         "authormode",
     }
 )
-# Values that look like credentials whatever their key (OpenAI/Anthropic/Google/AWS/GitHub
-# key formats, bearer headers, JWTs).
-_SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{16,}|sk-ant-[A-Za-z0-9_\-]{16,}|AIza[0-9A-Za-z_\-]{30,}|"
-    r"AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[baprs]-[A-Za-z0-9\-]{10,}|"
-    r"[Bb]earer\s+[A-Za-z0-9._\-]{8,}|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})"
-)
-
 _MAX_DEPTH = 8
 
 
