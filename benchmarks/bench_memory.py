@@ -2,12 +2,16 @@
 
     python benchmarks/bench_memory.py CONFIG --invocations 100000 --sink URL --out FILE
 
-The process's resident set size (RSS, from /proc/self/statm) is sampled after a full
-garbage collection every N/20 invocations. Growth per invocation is the least-squares
-slope of RSS over the samples after the first 20 % (warm-up: caches, interned strings,
-allocator arenas). Peers whose exporter keeps spans in memory (the OpenTelemetry
-in-memory exporter) or whose sink keeps statistics are cleared every 1,000 invocations,
-as a real backend would take the data away: what remains is what the tool itself keeps.
+The process's resident set size (RSS, from /proc/self/statm) and the number of objects
+the garbage collector tracks are sampled after a full collection every N/20 invocations.
+Growth per invocation is the least-squares slope over the samples after the first 20 %
+(warm-up: caches, interned strings, allocator arenas). Objects retained per invocation is
+the exact leak signal (a leaked span is dozens of objects); RSS also moves in steps when
+the allocator takes a new arena at a high-water mark, which is not a leak.
+
+Peers whose exporter keeps spans in memory (the OpenTelemetry in-memory exporter) or whose
+sink keeps statistics are cleared every 1,000 invocations, as a real backend would take
+the data away: what remains is what the tool itself keeps.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def measure(key: str, sink: str | None, invocations: int) -> dict[str, Any]:
     sample_every = max(1, invocations // 20)
     config.enter("langchain")
     samples: list[tuple[int, int]] = []
+    objects: list[tuple[int, int]] = []
     start = time.perf_counter()
     try:
         for i in range(1, invocations + 1):
@@ -65,11 +70,16 @@ def measure(key: str, sink: str | None, invocations: int) -> dict[str, Any]:
             if i % sample_every == 0:
                 gc.collect()
                 samples.append((i, rss_bytes()))
+                objects.append((i, len(gc.get_objects())))
     finally:
         config.exit("langchain")
     elapsed = time.perf_counter() - start
     steady = samples[len(samples) // 5 :]
     growth = slope([float(i) for i, _ in steady], [float(r) for _, r in steady])
+    steady_objects = objects[len(objects) // 5 :]
+    object_growth = slope(
+        [float(i) for i, _ in steady_objects], [float(n) for _, n in steady_objects]
+    )
     return {
         "config": key,
         "invocations": invocations,
@@ -77,7 +87,10 @@ def measure(key: str, sink: str | None, invocations: int) -> dict[str, Any]:
         "rss_first_mb": samples[0][1] / 2**20,
         "rss_last_mb": samples[-1][1] / 2**20,
         "growth_bytes_per_invocation": growth,
+        "rss_growth_after_warmup_mb": (steady[-1][1] - steady[0][1]) / 2**20,
+        "objects_per_invocation": object_growth,
         "samples": samples,
+        "object_samples": objects,
     }
 
 

@@ -486,9 +486,6 @@ class NoopHandler(Config):
     def callbacks(self, framework: str) -> list[Any] | None:
         return [self.handler]
 
-    def usage_check(self, invocations: int, input_tokens: int) -> str | None:
-        return "n/a"
-
 
 CONFIGS: dict[str, type[Config]] = {
     c.key: c

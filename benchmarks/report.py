@@ -15,6 +15,8 @@ from workloads import LANGCHAIN_WORKLOADS
 # Growth per invocation under which memory counts as flat: 100,000 invocations would then
 # add under 1.6 MB, within the allocator's own noise on this workload.
 FLAT_BYTES_PER_INVOCATION = 16.0
+# Objects the garbage collector tracks, kept per invocation: a leaked span is dozens.
+FLAT_OBJECTS_PER_INVOCATION = 0.01
 
 METHOD = """\
 - **Same process, interleaved, medians.** Each configuration runs in its own worker
@@ -48,8 +50,11 @@ METHOD = """\
 - **Memory**: workload (1) invoked N times under the configuration, RSS sampled after a
   full collection every N/20 invocations; growth = least-squares slope after the first
   20 %. In-memory exporters and the sink are cleared every 1,000 invocations (a backend
-  takes data away); what remains is what the tool keeps. Flat = under
-  FLAT bytes per invocation.
+  takes data away); what remains is what the tool keeps. The number of objects the
+  garbage collector tracks is sampled too: it is the exact leak signal. Flat = under
+  OBJ objects and under FLAT bytes of RSS per invocation. RSS can also grow in a few
+  steps (the allocator's high-water mark, e.g. when a background queue peaks) without
+  any object being kept: that is reported as such.
 """
 
 
@@ -106,10 +111,10 @@ def _overhead(results: dict[str, Any], key: str, workload: str) -> float | None:
 
 def _targets(results: dict[str, Any]) -> list[str]:
     lines = [
-        "| workload | agentos-obs handler overhead | cheapest tracing peer | "
+        "| workload | agentos-obs handler overhead | global mode | cheapest tracing peer | "
         "cheapest peer of all | ours ÷ cheapest tracing peer | ours ÷ cheapest peer | "
         "target (< 1/3 of cheapest peer) |",
-        "|---|---:|---|---|---:|---:|---|",
+        "|---|---:|---:|---|---|---:|---:|---|",
     ]
     tracing_peers = [p for p in PEER_CONFIGS if CONFIGS[p].records_trees]
     for workload in LANGCHAIN_WORKLOADS:
@@ -117,7 +122,7 @@ def _targets(results: dict[str, Any]) -> list[str]:
         peers = {p: _overhead(results, p, workload) for p in PEER_CONFIGS}
         known = {p: v for p, v in peers.items() if v is not None}
         if ours is None or not known:
-            lines.append(f"| {workload} | n/a | | | | | not measured |")
+            lines.append(f"| {workload} | n/a | | | | | | not measured |")
             continue
         cheapest = min(known, key=lambda p: known[p])
         tracing = {p: v for p, v in known.items() if p in tracing_peers}
@@ -130,8 +135,11 @@ def _targets(results: dict[str, Any]) -> list[str]:
             else f"missed: {vs_all:.2f} of {cheapest}'s overhead (target < 0.33)"
         )
         tracing_over = tracing.get(cheapest_tracing, known[cheapest])
+        glob = _overhead(results, "agentos-global", workload)
+        glob_text = "" if glob is None else f"+{100 * glob:.0f} %"
         lines.append(
-            f"| {workload} | +{100 * ours:.0f} % | {cheapest_tracing} +{100 * tracing_over:.0f} % "
+            f"| {workload} | +{100 * ours:.0f} % | {glob_text} "
+            f"| {cheapest_tracing} +{100 * tracing_over:.0f} % "
             f"| {cheapest} +{100 * known[cheapest]:.0f} % | {vs_tracing:.2f} | {vs_all:.2f} "
             f"| {verdict} |"
         )
@@ -161,21 +169,37 @@ def _trees(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _memory_verdict(res: dict[str, Any]) -> str:
+    objects = res.get("objects_per_invocation")
+    rss = res["growth_bytes_per_invocation"]
+    if objects is not None and objects >= FLAT_OBJECTS_PER_INVOCATION:
+        return f"**no**: {objects:.2f} objects kept per invocation"
+    if rss < FLAT_BYTES_PER_INVOCATION:
+        return "yes"
+    if objects is None:
+        return "**no**"
+    return (
+        f"objects yes; RSS +{res.get('rss_growth_after_warmup_mb', 0):.1f} MB in steps "
+        "(allocator high-water mark, see below)"
+    )
+
+
 def _memory(results: dict[str, Any]) -> list[str]:
     lines = [
-        "| configuration | invocations | RSS first → last sample | growth / invocation | flat? |",
-        "|---|---:|---|---:|---|",
+        "| configuration | invocations | RSS first → last sample | RSS growth / invocation "
+        "| objects kept / invocation | flat? |",
+        "|---|---:|---|---:|---:|---|",
     ]
     for key, res in results.get("memory", {}).items():
         label = CONFIGS[key].label
         if "error" in res:
-            lines.append(f"| {label} | error: {res['error'][:120]} | | | |")
+            lines.append(f"| {label} | error: {res['error'][:120]} | | | | |")
             continue
-        growth = res["growth_bytes_per_invocation"]
-        flat = "yes" if growth < FLAT_BYTES_PER_INVOCATION else "**no**"
+        objects = res.get("objects_per_invocation")
         lines.append(
             f"| {label} | {res['invocations']:,} | {res['rss_first_mb']:.1f} → "
-            f"{res['rss_last_mb']:.1f} MB | {growth:.1f} B | {flat} |"
+            f"{res['rss_last_mb']:.1f} MB | {res['growth_bytes_per_invocation']:.1f} B | "
+            f"{'' if objects is None else f'{objects:.4f}'} | {_memory_verdict(res)} |"
         )
     return lines
 
@@ -316,7 +340,9 @@ def write_report(results: dict[str, Any], path: Path, *, bench_python: Path) -> 
         "",
         "## Method",
         "",
-        METHOD.replace("FLAT", f"{FLAT_BYTES_PER_INVOCATION:.0f}"),
+        METHOD.replace("FLAT", f"{FLAT_BYTES_PER_INVOCATION:.0f}").replace(
+            "OBJ", f"{FLAT_OBJECTS_PER_INVOCATION}"
+        ),
     ]
     path.write_text("\n".join(lines))
     _ = AGENTOS_CONFIGS  # the agentos rows come first in results["timing"] (run.py order)

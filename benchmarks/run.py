@@ -124,7 +124,7 @@ def main() -> None:
         saved = json.loads((OUT / "results.json").read_text())
         log(f"wrote {write_report(saved, HERE / 'RESULTS.md', bench_python=BENCH_PY)}")
         return
-    rounds = args.rounds or (5 if args.quick else 15)
+    rounds = args.rounds or (5 if args.quick else 21)
     invocations = args.memory_invocations or (20_000 if args.quick else 100_000)
     configs = [*AGENTOS_CONFIGS, *PEER_CONFIGS, *REFERENCE_CONFIGS]
     if args.only:
