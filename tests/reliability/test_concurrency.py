@@ -71,11 +71,13 @@ def agent_pipeline(delay_s: float = 0.0) -> Runnable[Any, Any]:
     def call_tool(inputs: dict[str, Any]) -> dict[str, Any]:
         return {**inputs, "weather": get_weather.invoke({"city": "Paris"})}
 
-    context = (
-        RunnableLambda(lambda x: x["question"])
-        | retriever
-        | RunnableLambda(lambda docs: " ".join(d.page_content for d in docs))
-    )
+    def question(inputs: dict[str, Any]) -> str:
+        return str(inputs["question"])
+
+    def join(docs: list[Document]) -> str:
+        return " ".join(d.page_content for d in docs)
+
+    context: Runnable[Any, str] = RunnableLambda(question) | retriever | RunnableLambda(join)
     answer = (
         ChatPromptTemplate.from_messages([("human", "{context} {weather} {question}")])
         | FakeUsageChatModel(delay_s=delay_s)

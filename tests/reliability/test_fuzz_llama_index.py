@@ -185,7 +185,7 @@ def script(roots: list[Node]) -> list[Call]:
     return calls
 
 
-def _event(cls: type, span_id: Any, payload: Any = None) -> Any:
+def _event(cls: type[Any], span_id: Any, payload: Any = None) -> Any:
     """An event built without validation (malformed payloads get through as they are)."""
     fields: dict[str, Any] = {"span_id": span_id}
     good: dict[type, dict[str, Any]] = {

@@ -28,7 +28,7 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import tool
 
 from agentos_obs import TracerConfig, create_observability_stack
@@ -141,7 +141,7 @@ def run_pipeline(tmp_path: Path, receiver: OTLPReceiver, config: TracerConfig | 
             extra_headers={"Authorization": f"Bearer {HEADER_TOKEN}"}
         )
         retriever = KeywordRetriever(documents=[Document(page_content=f"{DOCUMENT} Paris")])
-        app = (
+        app: Runnable[Any, str] = (
             RunnableLambda(
                 lambda q: {
                     "question": q["question"],
