@@ -43,6 +43,7 @@ from typing import Any
 __all__ = [
     "Usage",
     "extract_usage",
+    "read_field",
     "usage_from_anthropic",
     "usage_from_bedrock",
     "usage_from_cohere",
@@ -97,7 +98,7 @@ class Usage:
 # -- reading odd input without raising ------------------------------------------------------
 
 
-def _field(obj: Any, key: str) -> Any:
+def read_field(obj: Any, key: str) -> Any:
     """``obj[key]`` for a mapping, ``obj.key`` otherwise; None when absent or unreadable."""
     if obj is None:
         return None
@@ -129,7 +130,7 @@ def _count(value: Any) -> int | None:
 def _read(obj: Any, *keys: str) -> int | None:
     """The first usable count among ``keys`` (several spellings of one field)."""
     for key in keys:
-        count = _count(_field(obj, key))
+        count = _count(read_field(obj, key))
         if count is not None:
             return count
     return None
@@ -175,8 +176,10 @@ def usage_from_openai(usage: Any) -> Usage | None:
         return None
     input_tokens = _read(usage, "prompt_tokens", "input_tokens")
     output_tokens = _read(usage, "completion_tokens", "output_tokens")
-    input_details = _field(usage, "prompt_tokens_details") or _field(usage, "input_tokens_details")
-    output_details = _field(usage, "completion_tokens_details") or _field(
+    input_details = read_field(usage, "prompt_tokens_details") or read_field(
+        usage, "input_tokens_details"
+    )
+    output_details = read_field(usage, "completion_tokens_details") or read_field(
         usage, "output_tokens_details"
     )
     cache_read = _read(input_details, "cached_tokens")
@@ -231,8 +234,8 @@ def usage_from_langchain(usage_metadata: Any) -> Usage | None:
         return None
     input_tokens = _read(usage_metadata, "input_tokens")
     output_tokens = _read(usage_metadata, "output_tokens")
-    input_details = _field(usage_metadata, "input_token_details")
-    output_details = _field(usage_metadata, "output_token_details")
+    input_details = read_field(usage_metadata, "input_token_details")
+    output_details = read_field(usage_metadata, "output_token_details")
     cache_read = _read(input_details, "cache_read")
     cache_write = _read(input_details, "cache_creation")
     reasoning = _read(output_details, "reasoning")
@@ -244,7 +247,7 @@ def usage_from_cohere(usage: Any) -> Usage | None:
     if usage is None:
         return None
     for part in ("billed_units", "tokens"):
-        found = _field(usage, part)
+        found = read_field(usage, part)
         result = _build(_read(found, "input_tokens"), _read(found, "output_tokens"))
         if result is not None:
             return result
@@ -309,7 +312,7 @@ _MAX_NODES = 12
 def _has_any(obj: Any, keys: tuple[str, ...]) -> bool:
     if isinstance(obj, Mapping):
         return any(key in obj for key in keys)
-    return any(_field(obj, key) is not None for key in keys)
+    return any(read_field(obj, key) is not None for key in keys)
 
 
 def _extract_here(obj: Any, hinted: _Extractor | None) -> Usage | None:
@@ -340,7 +343,7 @@ def _extract(obj: Any, hinted: _Extractor | None, depth: int, budget: list[int])
     # Wrappers first: a response object has both `usage` and unrelated top-level fields.
     if depth < _MAX_DEPTH:
         for key in _WRAPPERS:
-            inner = _field(obj, key)
+            inner = read_field(obj, key)
             if inner is not None and inner is not obj:
                 found = _extract(inner, hinted, depth + 1, budget)
                 if found is not None:

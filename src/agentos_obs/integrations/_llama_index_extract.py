@@ -16,6 +16,7 @@ from typing import Any
 
 from ..spans import SpanKind
 from ..usage import Usage, extract_usage
+from ..usage import read_field as _get
 
 __all__ = [
     "STREAM_GENERATOR",
@@ -244,17 +245,6 @@ def model_from_payload(payload: Any) -> str | None:
     if isinstance(payload, Mapping):
         return _model_text(payload.get("model_name")) or _model_text(payload.get("model"))
     return None
-
-
-def _get(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    try:
-        if isinstance(obj, Mapping):
-            return obj.get(key)
-        return getattr(obj, key, None)
-    except Exception:
-        return None
 
 
 def response_model(response: Any) -> str | None:
