@@ -719,28 +719,29 @@ class Tracer:
         return span.add_event("tool_call", attributes)
 
     # -- lifecycle -------------------------------------------------------------------
-    def force_flush(self, timeout_s: float = 10.0) -> None:
-        """Ask exporters that batch (``flush()`` / ``force_flush()``) to write now."""
-        for obj in list(self._exporter_objects) + list(self._processors):
-            target = obj.__self__ if hasattr(obj, "__self__") else obj
-            flush = getattr(target, "flush", None) or getattr(target, "force_flush", None)
-            if callable(flush):
-                try:
-                    flush()
-                except Exception as exc:
-                    report(f"flush:{_component_name(target)}", exc)
+    def force_flush(self) -> None:
+        """Ask exporters and processors that batch (``flush()`` / ``force_flush()``) to
+        write now."""
+        self._call_each(("flush", "force_flush"), "flush")
 
     def shutdown(self) -> None:
-        """Flush and close exporters and processors that can be closed."""
+        """Flush, then close exporters and processors that can be closed."""
         self.force_flush()
+        self._call_each(("shutdown", "close"), "shutdown")
+
+    def _call_each(self, method_names: tuple[str, ...], label: str) -> None:
+        """Call the first of ``method_names`` each exporter/processor has; never raise."""
         for obj in list(self._exporter_objects) + list(self._processors):
-            target = obj.__self__ if hasattr(obj, "__self__") else obj
-            close = getattr(target, "shutdown", None) or getattr(target, "close", None)
-            if callable(close):
+            target = obj.__self__ if hasattr(obj, "__self__") else obj  # bound fn(trace)
+            method = next(
+                (m for name in method_names if callable(m := getattr(target, name, None))),
+                None,
+            )
+            if method is not None:
                 try:
-                    close()
+                    method()
                 except Exception as exc:
-                    report(f"shutdown:{_component_name(target)}", exc)
+                    report(f"{label}:{_component_name(target)}", exc)
 
 
 class _NoopScope:
