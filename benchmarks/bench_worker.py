@@ -43,36 +43,51 @@ def _noop() -> None:
 
 
 def interleaved_blocks(
-    cases: dict[str, tuple[Op, Hook, Hook]], *, rounds: int, inner: int, warmup: int
+    cases: dict[str, tuple[Op, Hook, Hook, Hook]], *, rounds: int, inner: int, warmup: int
 ) -> dict[str, dict[str, float]]:
     """Median µs per operation of each case, timed in interleaved blocks.
 
-    ``cases``: name -> (op, enter, exit); enter/exit run outside the timed region, around
-    each block (global instrumentation on/off).
+    ``cases``: name -> (op, enter, exit, flush); enter/exit run outside the timed region,
+    around each block (global instrumentation on/off). Wall-clock time (``median_us``) and
+    the process's CPU time (``cpu_median_us``) are both recorded. CPU time counts all the
+    process's threads and includes ``flush`` at the end of the block, so work an exporter
+    does in the background for the block's operations is charged to them (and not to the
+    next block); it is not inflated by other processes on a shared machine.
     """
     names = list(cases)
-    for op, enter, exit_ in cases.values():
+    for op, enter, exit_, flush in cases.values():
         enter()
         for _ in range(warmup):
             op()
+        flush()
         exit_()
     samples: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
-            op, enter, exit_ = cases[name]
+            op, enter, exit_, flush = cases[name]
             enter()
             gc.collect()
+            cpu_start = time.process_time_ns()
             start = time.perf_counter_ns()
             for _ in range(inner):
                 op()
             elapsed = time.perf_counter_ns() - start
+            flush()
+            cpu_elapsed = time.process_time_ns() - cpu_start
             exit_()
             samples[name].append(elapsed / inner / 1000)
+            cpu[name].append(cpu_elapsed / inner / 1000)
     out: dict[str, dict[str, float]] = {}
     for name, values in samples.items():
         q = statistics.quantiles(values, n=4) if len(values) >= 2 else [values[0]] * 3
-        out[name] = {"median_us": statistics.median(values), "p25_us": q[0], "p75_us": q[2]}
+        out[name] = {
+            "median_us": statistics.median(values),
+            "p25_us": q[0],
+            "p75_us": q[2],
+            "cpu_median_us": statistics.median(cpu[name]),
+        }
     return out
 
 
@@ -82,8 +97,13 @@ def _time_workload(config: Config, workload: Any, rounds: int) -> dict[str, Any]
     instrumented = workload.build(config.callbacks(fw))
     timed = interleaved_blocks(
         {
-            "baseline": (baseline, _noop, _noop),
-            config.key: (instrumented, lambda: config.enter(fw), lambda: config.exit(fw)),
+            "baseline": (baseline, _noop, _noop, _noop),
+            config.key: (
+                instrumented,
+                lambda: config.enter(fw),
+                lambda: config.exit(fw),
+                config.flush,
+            ),
         },
         rounds=rounds,
         inner=workload.inner,
@@ -91,12 +111,15 @@ def _time_workload(config: Config, workload: Any, rounds: int) -> dict[str, Any]
     )
     config.clear()
     base, cfg = timed["baseline"]["median_us"], timed[config.key]["median_us"]
+    cpu_base, cpu_cfg = timed["baseline"]["cpu_median_us"], timed[config.key]["cpu_median_us"]
     return {
         "title": workload.title,
         "baseline": timed["baseline"],
         "config": timed[config.key],
         "overhead_us": cfg - base,
         "ratio": cfg / base,
+        "cpu_overhead_us": cpu_cfg - cpu_base,
+        "cpu_ratio": cpu_cfg / cpu_base if cpu_base else float("nan"),
         "per_invocation_overhead_us": (cfg - base) / workload.invocations_per_op,
     }
 
@@ -271,7 +294,10 @@ def run_core(rounds: int) -> dict[str, Any]:
         "OpenTelemetry SDK empty span (in-memory exporter), reference": otel_empty,
     }
     timed = interleaved_blocks(
-        {k: (v, _noop, _noop) for k, v in cases.items()}, rounds=rounds, inner=2000, warmup=500
+        {k: (v, _noop, _noop, _noop) for k, v in cases.items()},
+        rounds=rounds,
+        inner=2000,
+        warmup=500,
     )
     return {"config": "core", "cases": timed}
 

@@ -245,7 +245,7 @@ class AgentOSStore(AgentOSHandler):
         self._stored_before = self.store.count_traces()
 
     def flush(self) -> None:
-        self.store.flush()
+        self.tracer.force_flush()  # the store and the dashboard's queue
 
     def backend_traces(self) -> int | None:
         return int(self.store.count_traces()) - self._stored_before
