@@ -273,6 +273,32 @@ def _profile(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _sampling_profile(results: dict[str, Any]) -> list[str]:
+    p = results.get("sampling_profile", {})
+    if "app_thread_samples" not in p:
+        return [f"Sampling profile not available: {p.get('error', 'not run')}"]
+    app = p["app_thread_samples"] or 1
+    lines = [
+        f"py-spy, every thread, {p['seconds']:.0f} s of workload (3) with the agentos-obs "
+        f"handler (full stack): **{100 * p['app_thread_in_agentos'] / app:.1f} %** of the app "
+        f"thread's samples are inside `agentos_obs` code; work on other threads inside "
+        f"`agentos_obs` (the dashboard's fold-in, exporters) adds "
+        f"**{100 * p['background_in_agentos'] / app:.1f} %** of the app thread's sample count "
+        "(it competes for the GIL and the 2 cores). The rest of the measured overhead is "
+        "LangChain's own callback machinery for a run that has a handler (the no-op handler "
+        "row). Hottest entry points and lines:",
+        "",
+        "| entry point (outermost agentos_obs frame) | samples |",
+        "|---|---:|",
+        *[f"| `{name}` | {n} |" for name, n in p["top_entries"]],
+        "",
+        "| line | samples (self) |",
+        "|---|---:|",
+        *[f"| `{name}` | {n} |" for name, n in p["top_lines"]],
+    ]
+    return lines
+
+
 def write_report(results: dict[str, Any], path: Path, *, bench_python: Path) -> Path:
     versions: dict[str, str] = {}
     for res in results["timing"].values():
@@ -355,6 +381,8 @@ def write_report(results: dict[str, Any], path: Path, *, bench_python: Path) -> 
         *_extras(results),
         "",
         "## Where agentos-obs spends its time",
+        "",
+        *_sampling_profile(results),
         "",
         *_profile(results),
         "",

@@ -14,7 +14,8 @@
 5. Writes ``benchmarks/RESULTS.md`` (``report.py``); raw JSON in ``benchmarks/out/``.
 
 Options: ``--quick`` (fewer rounds, 20,000 invocations for memory: a smoke run),
-``--only a,b`` (configurations), ``--skip-memory``, ``--no-install``, ``--report-only``.
+``--only a,b`` (configurations), ``--skip-memory``, ``--no-install``, ``--report-only``,
+``--profile-only``.
 """
 
 from __future__ import annotations
@@ -106,6 +107,22 @@ def run_worker(args: list[str], out: Path, timeout_s: float) -> dict[str, Any]:
     return result
 
 
+def run_profiles(sink_url: str) -> dict[str, Any]:
+    """cProfile of the calling thread, and a py-spy sampling profile of every thread."""
+    return {
+        "profile": run_worker(
+            [str(HERE / "bench_worker.py"), "profile", "agentos-handler", "--sink", sink_url],
+            OUT / "profile.json",
+            timeout_s=900,
+        ),
+        "sampling_profile": run_worker(
+            [str(HERE / "bench_profile.py"), "agentos-handler", "--seconds", "15"],
+            OUT / "sampling-profile.json",
+            timeout_s=600,
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer rounds")
@@ -117,11 +134,22 @@ def main() -> None:
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite RESULTS.md from out/results.json"
     )
+    parser.add_argument(
+        "--profile-only", action="store_true", help="redo the profiles into out/results.json"
+    )
     args = parser.parse_args()
-    if args.report_only:
+    if args.report_only or args.profile_only:
         from report import write_report
 
         saved = json.loads((OUT / "results.json").read_text())
+        if args.profile_only:
+            sink, sink_url = start_sink()
+            try:
+                saved.update(run_profiles(sink_url))
+            finally:
+                sink.terminate()
+                sink.wait(timeout=10)
+            (OUT / "results.json").write_text(json.dumps(saved, indent=2, default=str))
         log(f"wrote {write_report(saved, HERE / 'RESULTS.md', bench_python=BENCH_PY)}")
         return
     rounds = args.rounds or (5 if args.quick else 21)
@@ -152,11 +180,7 @@ def main() -> None:
             timeout_s=900,
         )
         log("profile of agentos-obs on workload (3)")
-        results["profile"] = run_worker(
-            [str(HERE / "bench_worker.py"), "profile", "agentos-handler", "--sink", sink_url],
-            OUT / "profile.json",
-            timeout_s=900,
-        )
+        results.update(run_profiles(sink_url))
         log("dashboard over 1,000,000 spans; store write throughput")
         results["extras"] = run_worker(
             [str(HERE / "bench_extras.py"), "--spans", "1000000",
