@@ -5,10 +5,12 @@
 py-spy (pinned in requirements-peers.txt) samples the workload running under the
 configuration for ``--seconds``, every thread, without instrumenting anything (cProfile
 would inflate small functions and only sees the calling thread, missing the work the
-dashboard and exporters do on their own threads). Samples are then split into:
+dashboard and exporters do on their own threads). Only the thread holding the GIL is
+sampled (``--gil``): the Python work being done, not threads asleep. Samples are split:
 
-* the app's thread: all of it, and the part whose stack is inside ``agentos_obs``;
-* other threads: the part inside ``agentos_obs`` (background fold-in and export);
+* the app: its thread and LangChain's pool threads running its runnables; all of it, and
+  the part whose stack is inside ``agentos_obs``;
+* agentos-obs' own background threads (the dashboard's fold-in, exporters);
 * per entry point (outermost ``agentos_obs`` function) and per hot line.
 
 Falls back to cProfile of the calling thread when py-spy cannot run here.
@@ -66,23 +68,30 @@ def _short(frame: str) -> str:
 
 
 def analyse(raw: str) -> dict[str, Any]:
-    app = app_ours = background_ours = 0
-    entries: Counter[str] = Counter()
-    lines: Counter[str] = Counter()
+    rows: list[tuple[list[str], int]] = []
+    marked: Counter[str] = Counter()
     for row in raw.splitlines():
         stack, _, count_text = row.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        count = int(count_text)
         frames = stack.split(";")
-        in_app = any(MARKER in f for f in frames)
-        if not in_app and any("profile_target_loop" in f for f in frames):
-            continue  # the app thread starting up or shutting down: not the window
+        rows.append((frames, int(count_text)))
+        if any(MARKER in f for f in frames):
+            marked[frames[0]] += int(count_text)
+    # The app thread is the one running the measured window (first frame: the thread).
+    app_thread = marked.most_common(1)[0][0] if marked else None
+    app = app_ours = background_ours = 0
+    entries: Counter[str] = Counter()
+    lines: Counter[str] = Counter()
+    for frames, count in rows:
+        # The app's work: its main thread, and LangChain's own pool threads running it.
+        in_app = frames[0] == app_thread or any("/langchain_core/" in f for f in frames)
+        if in_app and any("importlib" in f for f in frames):
+            continue  # start-up imports, not the workload
         ours = [f for f in frames if "/agentos_obs/" in f]
         if in_app:
             app += count
-            if ours:
-                app_ours += count
+            app_ours += count if ours else 0
         elif ours:
             background_ours += count
         if ours:
@@ -109,8 +118,8 @@ def run(key: str, seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = Path(tmp) / "raw.txt"
         command = [
-            py_spy, "record", "--format", "raw", "--full-filenames", "--threads",
-            "--nonblocking", "--rate", "250", "-o", str(raw_path), "--", *target,
+            py_spy, "record", "--format", "raw", "--full-filenames", "--threads", "--gil",
+            "--rate", "250", "-o", str(raw_path), "--", *target,
         ]  # fmt: skip
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)

@@ -279,14 +279,15 @@ def _sampling_profile(results: dict[str, Any]) -> list[str]:
         return [f"Sampling profile not available: {p.get('error', 'not run')}"]
     app = p["app_thread_samples"] or 1
     lines = [
-        f"py-spy, every thread, {p['seconds']:.0f} s of workload (3) with the agentos-obs "
-        f"handler (full stack): **{100 * p['app_thread_in_agentos'] / app:.1f} %** of the app "
-        f"thread's samples are inside `agentos_obs` code; work on other threads inside "
-        f"`agentos_obs` (the dashboard's fold-in, exporters) adds "
-        f"**{100 * p['background_in_agentos'] / app:.1f} %** of the app thread's sample count "
-        "(it competes for the GIL and the 2 cores). The rest of the measured overhead is "
-        "LangChain's own callback machinery for a run that has a handler (the no-op handler "
-        "row). Hottest entry points and lines:",
+        f"py-spy (`--gil`: the thread holding the GIL, i.e. Python work), {p['seconds']:.0f} s "
+        f"of workload (3) with the agentos-obs handler (full stack): "
+        f"**{100 * p['app_thread_in_agentos'] / app:.1f} %** of the app's samples (its thread "
+        f"and LangChain's pool threads) are inside `agentos_obs` code; agentos-obs' own "
+        f"background threads (the dashboard's fold-in, exporters) add "
+        f"**{100 * p['background_in_agentos'] / app:.1f} %** on top (they hold the GIL the app "
+        "then waits for). The rest of the measured overhead is LangChain's own callback "
+        "machinery for a run that has a handler (the no-op handler row). Hottest entry points "
+        "and lines:",
         "",
         "| entry point (outermost agentos_obs frame) | samples |",
         "|---|---:|",
