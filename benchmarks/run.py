@@ -146,6 +146,7 @@ def main() -> None:
             sink, sink_url = start_sink()
             try:
                 saved.update(run_profiles(sink_url))
+                saved["profiles_rerun"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             finally:
                 sink.terminate()
                 sink.wait(timeout=10)
