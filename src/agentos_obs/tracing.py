@@ -88,6 +88,11 @@ def set_remote_parent_provider(
     return previous
 
 
+def _status_for(exc: BaseException) -> SpanStatus:
+    """An abandoned stream or a cancelled task is not a failure of the app."""
+    return SpanStatus.CANCELLED if isinstance(exc, _CANCEL_TYPES) else SpanStatus.ERROR
+
+
 def current_span() -> Span | None:
     """The innermost span active in this context (any tracer), or None."""
     active = _ACTIVE.get()
@@ -178,8 +183,7 @@ class _SpanScope:
     ) -> None:
         _reset(self._token, self._span)
         if exc is not None:
-            status = SpanStatus.CANCELLED if isinstance(exc, _CANCEL_TYPES) else SpanStatus.ERROR
-            self._span.record_exception(exc, status)
+            self._span.record_exception(exc, _status_for(exc))
         self._tracer.end_span(self._span)
         # None: the same exception object propagates unchanged.
 
@@ -510,11 +514,7 @@ class Tracer:
         if error is not None:
             span.record_exception(
                 error,
-                status
-                if status is not None
-                else (
-                    SpanStatus.CANCELLED if isinstance(error, _CANCEL_TYPES) else SpanStatus.ERROR
-                ),
+                status if status is not None else _status_for(error),
             )
         elif status is not None:
             span.status = status
