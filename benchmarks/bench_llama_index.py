@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _harness import environment
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 from agentos_obs.integrations.llama_index import instrument, uninstrument
 from agentos_obs.tracing import Tracer
 from li_fakes import UsageLLM, make_index  # type: ignore[import-not-found]

@@ -20,8 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import genai_prices
 from _harness import environment, interleaved
 
-from agentos_obs.pricing import PriceCatalog
-from agentos_obs.usage import Usage
+from agentos_obs.pricing import PriceCatalog, Usage
 
 USAGE = Usage(input_tokens=12_000, output_tokens=900, cache_read_tokens=8_000, reasoning_tokens=300)
 CATALOG_USAGE = genai_prices.Usage(

@@ -32,13 +32,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _harness import Result, environment
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 from agentos_obs.exporters.console import ConsoleExporter
 from agentos_obs.exporters.jsonl import JSONLExporter
 from agentos_obs.exporters.otlp import OTLPExporter
-from agentos_obs.spans import SpanKind, Trace
 from agentos_obs.store import SQLiteStore
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import SpanKind, Trace, Tracer
 
 SPANS_PER_OP = 4
 

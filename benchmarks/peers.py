@@ -164,13 +164,13 @@ class AgentOSHandler(Config):
 
     def enter(self, framework: str) -> None:
         if framework == "llama_index":
-            from agentos_obs.integrations import llama_index
+            import agentos_obs.integrations.llama_index as llama_index
 
             llama_index.instrument(tracer=self.tracer)
 
     def exit(self, framework: str) -> None:
         if framework == "llama_index":
-            from agentos_obs.integrations import llama_index
+            import agentos_obs.integrations.llama_index as llama_index
 
             llama_index.uninstrument()
 
@@ -211,7 +211,7 @@ class AgentOSGlobal(AgentOSHandler):
 
     def enter(self, framework: str) -> None:
         if framework == "langchain":
-            from agentos_obs.integrations import langchain
+            import agentos_obs.integrations.langchain as langchain
 
             langchain.instrument(tracer=self.tracer)
         else:
@@ -219,7 +219,7 @@ class AgentOSGlobal(AgentOSHandler):
 
     def exit(self, framework: str) -> None:
         if framework == "langchain":
-            from agentos_obs.integrations import langchain
+            import agentos_obs.integrations.langchain as langchain
 
             langchain.uninstrument()
         else:

@@ -21,8 +21,8 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool, tool
 
+import agentos_obs.attributes as attr
 from agentos_obs import Span, SpanKind, Trace, Tracer
-from agentos_obs import attributes as attr
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 
 

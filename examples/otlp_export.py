@@ -26,7 +26,7 @@ import time
 
 from agentos_obs import SpanKind, Trace, Tracer
 from agentos_obs.exporters.otlp import OTLPExporter, to_readable_spans
-from agentos_obs.propagation import extract, inject
+from agentos_obs.tracing.propagation import extract, inject
 
 SHOWN = (
     "gen_ai.operation.name",

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -50,8 +50,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field, PrivateAttr
 
 from agentos_obs.pricing import PriceCatalog
-from agentos_obs.spans import Span, Trace
-from agentos_obs.tracing import Tracer, TracerConfig
+from agentos_obs.tracing import Span, Trace, Tracer, TracerConfig
 
 # USD per million tokens: round numbers so tests can assert exact costs.
 PRICES = {

@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from agentos_obs.pricing import default_catalog
+from agentos_obs.pricing import Usage, default_catalog
 from agentos_obs.store import SQLiteStore
-from agentos_obs.usage import Usage
 
 DEMO_AGENTS = {"research_agent", "support_agent", "docs_qa"}
 DEMO_MODELS = {"gpt-4o-mini", "claude-3-5-haiku-latest", "gpt-4o"}
@@ -538,7 +537,7 @@ def test_demo_in_process_has_no_internal_failures(
 ) -> None:
     """Strict mode is on in the test suite: any failure inside agentos_obs during the demo (an
     integration, the store, pricing) re-raises here instead of being logged and counted."""
-    from agentos_obs import _guard
+    import agentos_obs._internal.guard as _guard
     from agentos_obs.cli import main
 
     assert main(["demo", "--fast", "--format", "json", "--db", str(tmp_path / "strict.db")]) == 0

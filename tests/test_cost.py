@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 from agentos_obs.cost import BudgetAlert, BudgetStatus, CostAnalytics
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
-from agentos_obs.spans import Span, SpanKind, SpanStatus, Trace
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import Span, SpanKind, SpanStatus, Trace, Tracer
 
 
 class FakeClock:

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 from agentos_obs.dashboard import ObservabilityDashboard
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.spans import Span, SpanKind, SpanStatus, Trace
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import Span, SpanKind, SpanStatus, Trace, Tracer
 
 # Monotonic origin of hand-built spans: in the past, so an open span "runs until now".
 BASE_NS = time.perf_counter_ns() - 60 * 10**9

@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 
-from agentos_obs import _guard
-from agentos_obs._batching import BatchWorker
+import agentos_obs._internal.guard as _guard
+from agentos_obs._internal.batching import BatchWorker
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.exporters.console import ConsoleExporter, format_trace
 from agentos_obs.exporters.jsonl import JSONLExporter
-from agentos_obs.spans import SpanKind, Trace
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import SpanKind, Trace, Tracer
 
 
 class FixedPricing:

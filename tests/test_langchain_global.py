@@ -15,10 +15,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import START, StateGraph
 
+import agentos_obs.integrations.langchain as lc
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.integrations import langchain as lc
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler, instrument, uninstrument
-from agentos_obs.spans import SpanKind
+from agentos_obs.tracing import SpanKind
 from lc_fakes import Collector, FakeUsageChatModel
 
 ORIGINAL_CONFIGURE = manager_module._configure

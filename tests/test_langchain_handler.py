@@ -15,10 +15,10 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 
-from agentos_obs import attributes as attr
+import agentos_obs.attributes as attr
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
-from agentos_obs.spans import Span, SpanKind, SpanStatus
+from agentos_obs.tracing import Span, SpanKind, SpanStatus
 from lc_fakes import (
     Collector,
     FailingChatModel,
@@ -739,7 +739,7 @@ def test_budget_alert_in_raise_mode_stops_the_next_call() -> None:
 
 
 def test_internal_failure_never_reaches_the_app(lenient: None, col: Collector) -> None:
-    from agentos_obs import _guard
+    import agentos_obs._internal.guard as _guard
 
     class Broken:
         def on_start(self, span: Span) -> None:

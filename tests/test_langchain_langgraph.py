@@ -13,9 +13,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from agentos_obs import attributes as attr
+import agentos_obs.attributes as attr
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
-from agentos_obs.spans import SpanKind, SpanStatus
+from agentos_obs.tracing import SpanKind, SpanStatus
 from lc_fakes import (
     Collector,
     FakeToolCallingChatModel,

@@ -15,10 +15,10 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.prompts import ChatPromptTemplate
 
-from agentos_obs import _guard
-from agentos_obs import attributes as attr
+import agentos_obs._internal.guard as _guard
+import agentos_obs.attributes as attr
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
-from agentos_obs.spans import SpanKind, SpanStatus
+from agentos_obs.tracing import SpanKind, SpanStatus
 from lc_fakes import Collector, FakeUsageChatModel
 
 PROMPT = ChatPromptTemplate.from_messages([("human", "{q}")])

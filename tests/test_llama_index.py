@@ -17,11 +17,10 @@ from llama_index.core.instrumentation.dispatcher import instrument_tags
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.tools import FunctionTool
 
-from agentos_obs import _guard
-from agentos_obs import attributes as attr
+import agentos_obs._internal.guard as _guard
+import agentos_obs.attributes as attr
 from agentos_obs.integrations.llama_index import instrument, uninstrument
-from agentos_obs.spans import SpanKind, SpanStatus
-from agentos_obs.tracing import Tracer, TracerConfig
+from agentos_obs.tracing import SpanKind, SpanStatus, Tracer, TracerConfig
 from li_fakes import (
     ANTHROPIC_USAGE,
     DOCS,
@@ -206,7 +205,7 @@ def test_cost_from_the_price_catalog(traced: Traced, index: VectorStoreIndex) ->
     assert call.provider is None  # a custom class: no provider guessed
     assert trace.total_cost_usd == pytest.approx(call.cost_usd)
     # Same figure the catalogue gives for the same usage.
-    from agentos_obs.usage import Usage
+    from agentos_obs.pricing import Usage
 
     expected = traced.tracer.pricing.cost(
         "gpt-4o-mini",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentos_obs.integrations._llama_index_extract import _provider_from_class_name
+from agentos_obs.integrations.llama_index._extract import _provider_from_class_name
 
 
 @pytest.mark.parametrize(

@@ -30,9 +30,9 @@ from llama_index.core.instrumentation.events.llm import (
 from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent
 from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
+import agentos_obs.integrations.llama_index._extract as ex
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.integrations import _llama_index_extract as ex
 from agentos_obs.integrations.llama_index import (
     AgentOSEventHandler,
     AgentOSSpanHandler,
@@ -40,8 +40,7 @@ from agentos_obs.integrations.llama_index import (
     instrumented,
     uninstrument,
 )
-from agentos_obs.spans import SpanKind, SpanStatus
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import SpanKind, SpanStatus, Tracer
 from li_fakes import OPENAI_USAGE, Traced, UsageLLM, make_index, make_tool
 
 QUESTION = "What is the capital of France?"

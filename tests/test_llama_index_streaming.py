@@ -12,11 +12,10 @@ import pytest
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.llms.types import ChatMessage
 
-from agentos_obs import _guard
-from agentos_obs import attributes as attr
+import agentos_obs._internal.guard as _guard
+import agentos_obs.attributes as attr
 from agentos_obs.integrations.llama_index import instrument, uninstrument
-from agentos_obs.spans import SpanKind, SpanStatus
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import SpanKind, SpanStatus, Tracer
 from li_fakes import OPENAI_USAGE, Traced, UsageLLM, check_tree, make_index, tree
 
 QUESTION = "What is the capital of France?"

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.logs import (
     CorrelatedStreamHandler,
@@ -33,8 +33,7 @@ from agentos_obs.logs import (
     entry_to_json,
     to_jsonable,
 )
-from agentos_obs.spans import SpanKind
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import SpanKind, Tracer
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.metrics import (
     GENAI_DURATION_BUCKETS,

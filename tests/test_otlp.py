@@ -14,11 +14,10 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.exporters.otlp import OTLPExporter, parse_headers
-from agentos_obs.spans import Span, SpanKind, SpanStatus, Trace
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import Span, SpanKind, SpanStatus, Trace, Tracer
 from otlp_receiver import OTLPReceiver, ReceivedSpan
 
 STATUS_UNSET, STATUS_ERROR = 0, 2

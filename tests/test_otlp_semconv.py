@@ -14,8 +14,7 @@ from agentos_obs.exporters._semconv import (
     provider_names,
     to_attribute_value,
 )
-from agentos_obs.spans import Span, SpanKind, SpanStatus
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import Span, SpanKind, SpanStatus, Tracer
 
 
 class Color(Enum):

@@ -17,10 +17,10 @@ import pytest
 from genai_prices import data_snapshot
 from genai_prices.types import ModelPrice as CatalogModelPrice
 
-from agentos_obs import _guard, pricing
+import agentos_obs._internal.guard as _guard
+import agentos_obs.pricing._catalog as pricing
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.pricing import ModelPrice, PriceCatalog, default_catalog
-from agentos_obs.usage import Usage, extract_usage
+from agentos_obs.pricing import ModelPrice, PriceCatalog, Usage, default_catalog, extract_usage
 
 
 def expected_cost(model: str, usage: Usage, provider: str | None = None) -> float:

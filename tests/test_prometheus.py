@@ -28,10 +28,8 @@ from typing import Any
 import prometheus_client
 import pytest
 
-from agentos_obs.metrics import MetricsRegistry, multiprocess_registry
-from agentos_obs.span_metrics import SpanMetricsProcessor
-from agentos_obs.spans import SpanKind
-from agentos_obs.tracing import Tracer
+from agentos_obs.metrics import MetricsRegistry, SpanMetricsProcessor, multiprocess_registry
+from agentos_obs.tracing import SpanKind, Tracer
 from conftest import require_binary
 
 pytestmark = pytest.mark.prometheus
@@ -286,10 +284,9 @@ WORKER = textwrap.dedent(
     """
     import sys
     from agentos_obs.metrics import MetricsRegistry
-    from agentos_obs.span_metrics import SpanMetricsProcessor
-    from agentos_obs.spans import SpanKind
+    from agentos_obs.metrics import SpanMetricsProcessor
+    from agentos_obs.tracing import SpanKind
     from agentos_obs.tracing import Tracer
-
     worker, calls = int(sys.argv[1]), int(sys.argv[2])
     registry = MetricsRegistry()
     tracer = Tracer(f"worker-{worker}")

@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from agentos_obs import propagation, tracing
-from agentos_obs.propagation import (
+import agentos_obs.tracing._tracer as tracing
+from agentos_obs import propagation
+from agentos_obs.store import SQLiteStore
+from agentos_obs.tracing import SpanKind, Trace, Tracer
+from agentos_obs.tracing.propagation import (
     RemoteContext,
     extract,
     format_traceparent,
     inject,
     parse_traceparent,
 )
-from agentos_obs.spans import SpanKind, Trace
-from agentos_obs.store import SQLiteStore
-from agentos_obs.tracing import Tracer
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -273,7 +273,7 @@ def test_a_failing_provider_is_reported_not_raised(
     with tracer.start_span("still works", SpanKind.AGENT) as span:
         pass
     assert span.parent_id is None
-    from agentos_obs import _guard
+    import agentos_obs._internal.guard as _guard
 
     assert _guard.failure_counts()["propagation.remote_parent"] == 1
 
@@ -283,8 +283,8 @@ def test_opentelemetry_is_not_imported_by_the_core() -> None:
         f"""
         import sys
         from agentos_obs.tracing import Tracer
-        from agentos_obs.spans import SpanKind
-        import agentos_obs.propagation as p
+        from agentos_obs.tracing import SpanKind
+        import agentos_obs.tracing.propagation as p
         t = Tracer("x")
         with p.extract({{"traceparent": "{TRACEPARENT}"}}):
             with t.start_span("a", SpanKind.AGENT) as s:

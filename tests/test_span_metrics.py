@@ -16,12 +16,15 @@ from pathlib import Path
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.metrics import GENAI_TOKEN_BUCKETS, MetricsRegistry
-from agentos_obs.span_metrics import LLM_COST_USD_BUCKETS, SpanMetricsProcessor
-from agentos_obs.spans import SpanKind, SpanStatus
-from agentos_obs.tracing import Tracer
+from agentos_obs.metrics import (
+    GENAI_TOKEN_BUCKETS,
+    LLM_COST_USD_BUCKETS,
+    MetricsRegistry,
+    SpanMetricsProcessor,
+)
+from agentos_obs.tracing import SpanKind, SpanStatus, Tracer
 from conftest import require_binary
 
 
@@ -406,10 +409,9 @@ def test_multiprocess_mode_writes_each_span_to_the_files(tmp_path: Path) -> None
     worker = textwrap.dedent(
         """
         from agentos_obs.metrics import MetricsRegistry
-        from agentos_obs.span_metrics import SpanMetricsProcessor
-        from agentos_obs.spans import SpanKind
+        from agentos_obs.metrics import SpanMetricsProcessor
+        from agentos_obs.tracing import SpanKind
         from agentos_obs.tracing import Tracer
-
         registry = MetricsRegistry()
         processor = SpanMetricsProcessor(registry)
         assert processor._batch.immediate

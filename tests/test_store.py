@@ -17,12 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentos_obs import _store_schema
-from agentos_obs import store as store_module
+import agentos_obs.store._schema as _store_schema
+import agentos_obs.store._writer as store_module
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.spans import Span, SpanKind, SpanStatus, Trace
 from agentos_obs.store import SQLiteStore, default_db_path
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import Span, SpanKind, SpanStatus, Trace, Tracer
 
 NS = 1_000_000_000
 BASE = 1_700_000_000 * NS  # 2023-11-14T22:13:20Z

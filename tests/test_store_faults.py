@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from agentos_obs import _guard, _store_rows
-from agentos_obs.spans import SpanKind, Trace
+import agentos_obs._internal.guard as _guard
+import agentos_obs.store._rows as _store_rows
 from agentos_obs.store import SQLiteStore
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import SpanKind, Trace, Tracer
 
 
 def make_traces(tracer: Tracer, count: int, prefix: str) -> list[Trace]:
@@ -121,11 +121,10 @@ def test_a_stuck_writer_never_blocks_the_app(lenient: None, tmp_path: Path) -> N
 READONLY_WRITER = textwrap.dedent(
     """
     import json, os, sys, traceback
-    from agentos_obs import _guard
-    from agentos_obs.spans import SpanKind
+    import agentos_obs._internal.guard as _guard
+    from agentos_obs.tracing import SpanKind
     from agentos_obs.store import SQLiteStore
     from agentos_obs.tracing import Tracer
-
     if os.geteuid() == 0:  # root ignores file modes: become nobody (imports done as root)
         os.setgid(65534)
         os.setuid(65534)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agentos_obs.spans import SpanKind
 from agentos_obs.store import SQLiteStore
-from agentos_obs.tracing import Tracer
+from agentos_obs.tracing import SpanKind, Tracer
 
 
 def _write_traces(path: str, worker: int, count: int) -> list[str]:
@@ -102,10 +101,9 @@ def test_a_store_created_before_fork_works_in_the_children(tmp_path: Path) -> No
 VICTIM = textwrap.dedent(
     """
     import sys
-    from agentos_obs.spans import SpanKind
+    from agentos_obs.tracing import SpanKind
     from agentos_obs.store import SQLiteStore
     from agentos_obs.tracing import Tracer
-
     store = SQLiteStore(sys.argv[1], batch_size=25, flush_interval_s=0.01)
     tracer = Tracer("victim")
     tracer.add_exporter(store)
@@ -156,10 +154,9 @@ def test_sigkill_mid_run_leaves_a_readable_database(tmp_path: Path) -> None:
 EXITER = textwrap.dedent(
     """
     import sys
-    from agentos_obs.spans import SpanKind
+    from agentos_obs.tracing import SpanKind
     from agentos_obs.store import SQLiteStore
     from agentos_obs.tracing import Tracer
-
     store = SQLiteStore(sys.argv[1], flush_interval_s=3600, batch_size=100000)
     tracer = Tracer("exiter")
     tracer.add_exporter(store)

@@ -12,10 +12,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
-from agentos_obs.spans import Span, SpanKind, SpanStatus, Trace
-from agentos_obs.tracing import NoopTracer, Tracer, TracerConfig, current_span, use_span
+from agentos_obs.tracing import (
+    NoopTracer,
+    Span,
+    SpanKind,
+    SpanStatus,
+    Trace,
+    Tracer,
+    TracerConfig,
+    current_span,
+    use_span,
+)
 
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 SPAN_ID = re.compile(r"^[0-9a-f]{16}$")

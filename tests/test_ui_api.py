@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from agentos_obs._cli_data import StoreReader, parse_budget
-from agentos_obs.spans import SpanKind
 from agentos_obs.store import SQLiteStore
-from agentos_obs.tracing import Tracer, TracerConfig
+from agentos_obs.store._reader import StoreReader, parse_budget
+from agentos_obs.tracing import SpanKind, Tracer, TracerConfig
+from agentos_obs.ui import create_app
 from agentos_obs.ui._security import COOKIE_NAME, is_loopback_host
-from agentos_obs.ui.server import create_app
 from conftest import require_binary
 
 TOKEN = "test-token-0123456789"

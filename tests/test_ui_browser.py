@@ -22,10 +22,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from agentos_obs import attributes as attr
-from agentos_obs.spans import SpanKind
+import agentos_obs.attributes as attr
 from agentos_obs.store import SQLiteStore
-from agentos_obs.tracing import Tracer, TracerConfig
+from agentos_obs.tracing import SpanKind, Tracer, TracerConfig
 from conftest import require_binary
 
 pytestmark = pytest.mark.browser

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from agentos_obs.usage import (
+from agentos_obs.pricing import (
     Usage,
     extract_usage,
     usage_from_anthropic,

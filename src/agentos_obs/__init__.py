@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 # Names resolve lazily (PEP 562): `import agentos_obs` stays cheap, and the price catalogue,
 # prometheus_client and ddsketch load only when first used.
 _EXPORTS = {
-    "instrument": "._auto",
-    "uninstrument": "._auto",
+    "instrument": ".integrations._auto",
+    "uninstrument": ".integrations._auto",
     "BudgetAlert": ".cost",
     "CostAnalytics": ".cost",
     "ObservabilityDashboard": ".dashboard",
@@ -35,11 +35,11 @@ _EXPORTS = {
     "MetricsCollector": ".metrics",
     "MetricsRegistry": ".metrics",
     "PriceCatalog": ".pricing",
-    "Span": ".spans",
-    "SpanEvent": ".spans",
-    "SpanKind": ".spans",
-    "SpanStatus": ".spans",
-    "Trace": ".spans",
+    "Span": ".tracing",
+    "SpanEvent": ".tracing",
+    "SpanKind": ".tracing",
+    "SpanStatus": ".tracing",
+    "Trace": ".tracing",
     "ObservabilityStack": ".stack",
     "configure": ".stack",
     "create_observability_stack": ".stack",
@@ -50,27 +50,36 @@ _EXPORTS = {
     "TracerConfig": ".tracing",
     "current_span": ".tracing",
     "current_trace": ".tracing",
-    "Usage": ".usage",
+    "Usage": ".pricing",
 }
 
 if TYPE_CHECKING:
-    from ._auto import instrument, uninstrument
-    from .cost import BudgetAlert, CostAnalytics
-    from .dashboard import ObservabilityDashboard
-    from .errors import AgentOSObsError, BudgetExceeded, ConfigurationError
-    from .logs import LogLevel, StructuredLogger, correlate_logging
-    from .metrics import Counter, Gauge, Histogram, MetricsCollector, MetricsRegistry
-    from .pricing import PriceCatalog
-    from .spans import Span, SpanEvent, SpanKind, SpanStatus, Trace
-    from .stack import (
+    from agentos_obs.cost import BudgetAlert, CostAnalytics
+    from agentos_obs.dashboard import ObservabilityDashboard
+    from agentos_obs.errors import AgentOSObsError, BudgetExceeded, ConfigurationError
+    from agentos_obs.integrations._auto import instrument, uninstrument
+    from agentos_obs.logs import LogLevel, StructuredLogger, correlate_logging
+    from agentos_obs.metrics import Counter, Gauge, Histogram, MetricsCollector, MetricsRegistry
+    from agentos_obs.pricing import PriceCatalog, Usage
+    from agentos_obs.stack import (
         ObservabilityStack,
         configure,
         create_observability_stack,
         get_stack,
         get_tracer,
     )
-    from .tracing import NoopTracer, Tracer, TracerConfig, current_span, current_trace
-    from .usage import Usage
+    from agentos_obs.tracing import (
+        NoopTracer,
+        Span,
+        SpanEvent,
+        SpanKind,
+        SpanStatus,
+        Trace,
+        Tracer,
+        TracerConfig,
+        current_span,
+        current_trace,
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -127,10 +136,10 @@ __all__ = [
 
 if _os.environ.get("AGENTOS_OBS_AUTO_INSTRUMENT", "").strip().lower() in ("1", "true", "yes", "on"):
     # Zero-code opt-in (also what `agentos-obs run` uses). Never break the import.
-    from ._guard import report as _report
+    from agentos_obs._internal.guard import report as _report
 
     try:
-        from ._auto import instrument as _instrument
+        from agentos_obs.integrations._auto import instrument as _instrument
 
         _instrument()
     except Exception as _exc:  # pragma: no cover - depends on the environment

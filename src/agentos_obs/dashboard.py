@@ -42,10 +42,17 @@ from typing import Any, Literal, Protocol
 
 from ddsketch import LogCollapsingLowestDenseDDSketch
 
-from ._guard import count_drop, report
-from .cost import NONE_LABEL, OTHER_LABEL, UsageRollup, model_of, resolve_key, rollup_slot
-from .errors import ConfigurationError
-from .spans import Span, SpanKind, Trace
+from agentos_obs._internal.guard import count_drop, report
+from agentos_obs.cost._analytics import (
+    NONE_LABEL,
+    OTHER_LABEL,
+    UsageRollup,
+    model_of,
+    resolve_key,
+    rollup_slot,
+)
+from agentos_obs.errors import ConfigurationError
+from agentos_obs.tracing._spans import Span, SpanKind, Trace
 
 __all__ = ["ObservabilityDashboard"]
 

@@ -31,12 +31,12 @@ from pathlib import PurePath
 from typing import IO, TYPE_CHECKING, Any
 from uuid import UUID
 
-from . import _guard
-from .errors import ConfigurationError
-from .tracing import current_span, current_trace
+import agentos_obs._internal.guard as _guard
+from agentos_obs.errors import ConfigurationError
+from agentos_obs.tracing._tracer import current_span, current_trace
 
 if TYPE_CHECKING:
-    from .tracing import Tracer
+    from agentos_obs.tracing._tracer import Tracer
 
 __all__ = [
     "CorrelatedStreamHandler",

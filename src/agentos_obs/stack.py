@@ -11,15 +11,15 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._guard import report
-from .cost import BudgetAlert, CostAnalytics
-from .dashboard import ObservabilityDashboard
-from .errors import ConfigurationError
-from .logs import StructuredLogger
-from .metrics import MetricsRegistry
-from .pricing import PriceCatalog, default_catalog
-from .span_metrics import SpanMetricsProcessor
-from .tracing import Tracer, TracerConfig
+from agentos_obs._internal.guard import report
+from agentos_obs.cost._analytics import BudgetAlert, CostAnalytics
+from agentos_obs.dashboard import ObservabilityDashboard
+from agentos_obs.errors import ConfigurationError
+from agentos_obs.logs import StructuredLogger
+from agentos_obs.metrics._registry import MetricsRegistry
+from agentos_obs.metrics._span_metrics import SpanMetricsProcessor
+from agentos_obs.pricing._catalog import PriceCatalog, default_catalog
+from agentos_obs.tracing._tracer import Tracer, TracerConfig
 
 __all__ = [
     "ObservabilityStack",
@@ -216,7 +216,7 @@ def configure(
 
 
 def _make_store(store: Any) -> Any:
-    from .store import SQLiteStore, default_db_path
+    from agentos_obs.store._writer import SQLiteStore, default_db_path
 
     if store is True:
         return SQLiteStore(default_db_path())
@@ -229,7 +229,7 @@ def _make_store(store: Any) -> Any:
 
 def _make_otlp(otlp: Any) -> Any:
     try:
-        from .exporters.otlp import OTLPExporter
+        from agentos_obs.exporters.otlp import OTLPExporter
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise ConfigurationError(
             "otlp=True needs the OpenTelemetry extra: pip install 'agentos-obs[otel]'"

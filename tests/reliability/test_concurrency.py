@@ -25,8 +25,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 from langchain_core.tools import tool
 
+import agentos_obs.integrations.langchain as lc_integration
 from agentos_obs import Span, Trace
-from agentos_obs.integrations import langchain as lc_integration
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 from lc_fakes import FakeUsageChatModel, KeywordRetriever
 
@@ -207,7 +207,7 @@ def test_llama_index_queries_from_sixteen_threads_and_asyncio() -> None:
     pytest.importorskip("llama_index.core")
     from contextvars import copy_context
 
-    from agentos_obs.integrations import llama_index as li_integration
+    import agentos_obs.integrations.llama_index as li_integration
     from li_fakes import UsageLLM, make_index
 
     engine = make_index().as_query_engine(llm=UsageLLM())

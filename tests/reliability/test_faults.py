@@ -28,7 +28,8 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
-from agentos_obs import BudgetAlert, SpanKind, Trace, _guard, create_observability_stack
+import agentos_obs._internal.guard as _guard
+from agentos_obs import BudgetAlert, SpanKind, Trace, create_observability_stack
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 from agentos_obs.store import SQLiteStore
 from lc_fakes import FakeUsageChatModel

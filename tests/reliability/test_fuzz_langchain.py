@@ -32,8 +32,8 @@ pytest.importorskip("langchain_core")
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 
-from agentos_obs import _guard
-from agentos_obs import attributes as attr
+import agentos_obs._internal.guard as _guard
+import agentos_obs.attributes as attr
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 
 from .conftest import Collector, Hostile, UnprintableError, assert_whole_trees

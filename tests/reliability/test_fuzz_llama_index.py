@@ -38,7 +38,7 @@ from llama_index.core.instrumentation.events.llm import (
 )
 from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent
 
-from agentos_obs import _guard
+import agentos_obs._internal.guard as _guard
 from agentos_obs.integrations.llama_index import AgentOSSpanHandler
 from li_fakes import UsageLLM, make_tool, openai_raw
 

@@ -104,7 +104,7 @@ class Sinks:
     def ui_api(self) -> bytes:
         from starlette.testclient import TestClient
 
-        from agentos_obs.ui.server import create_app
+        from agentos_obs.ui import create_app
 
         with TestClient(create_app(self.db), base_url="http://127.0.0.1") as client:
             listing = client.get("/api/traces?limit=500")
@@ -120,7 +120,7 @@ class Sinks:
 
 
 def run_pipeline(tmp_path: Path, receiver: OTLPReceiver, config: TracerConfig | None) -> Sinks:
-    from agentos_obs.integrations import llama_index as li_integration
+    import agentos_obs.integrations.llama_index as li_integration
 
     logs = io.StringIO()
     handler_installed = correlate_logging(stream=logs, level=logging.DEBUG)
@@ -270,7 +270,7 @@ def hostile_store(tmp_path: Path) -> Path:
 def test_dashboard_serves_hostile_data_as_inert_json(hostile_store: Path) -> None:
     from starlette.testclient import TestClient
 
-    from agentos_obs.ui.server import create_app
+    from agentos_obs.ui import create_app
 
     with TestClient(create_app(hostile_store), base_url="http://127.0.0.1") as client:
         listing = client.get("/api/traces")
@@ -308,7 +308,7 @@ def test_dashboard_pages_render_data_through_text_only() -> None:
 def test_dashboard_auth_and_host_checks_cover_every_route(hostile_store: Path, path: str) -> None:
     from starlette.testclient import TestClient
 
-    from agentos_obs.ui.server import create_app
+    from agentos_obs.ui import create_app
 
     token = "tok-0123456789abcdef"
     guarded = create_app(hostile_store, auth_token=token, check_host=False)

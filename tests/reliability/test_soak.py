@@ -81,7 +81,7 @@ def test_short_soak_langchain_memory_is_flat() -> None:
 
 def test_short_soak_llama_index_memory_is_flat() -> None:
     pytest.importorskip("llama_index.core")
-    from agentos_obs.integrations import llama_index as li_integration
+    import agentos_obs.integrations.llama_index as li_integration
     from li_fakes import UsageLLM, make_index
 
     stack = create_observability_stack("soak")

@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from .. import attributes as attr
-from ..spans import Span, SpanKind, SpanStatus, Trace
+import agentos_obs.attributes as attr
+from agentos_obs.tracing._spans import Span, SpanKind, SpanStatus, Trace
 
 __all__ = [
     "AttributeValue",

@@ -19,8 +19,8 @@ import threading
 from collections import defaultdict
 from typing import TextIO
 
-from .. import attributes as attr
-from ..spans import Span, SpanStatus, Trace
+import agentos_obs.attributes as attr
+from agentos_obs.tracing._spans import Span, SpanStatus, Trace
 
 __all__ = ["ConsoleExporter", "format_trace"]
 

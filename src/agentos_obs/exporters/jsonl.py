@@ -18,9 +18,9 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
-from .._batching import BatchWorker
-from ..errors import ConfigurationError
-from ..spans import Trace
+from agentos_obs._internal.batching import BatchWorker
+from agentos_obs.errors import ConfigurationError
+from agentos_obs.tracing._spans import Trace
 
 __all__ = ["JSONLExporter"]
 

@@ -41,11 +41,11 @@ except ImportError as exc:  # pragma: no cover - depends on the extra
         "pip install 'agentos-obs[otel]'"
     ) from exc
 
-from .. import _guard
-from .._batching import BatchWorker
-from ..errors import ConfigurationError
-from ..spans import Span, SpanKind, SpanStatus, Trace
-from ._semconv import otel_attributes, otel_span_name, to_attribute_value
+import agentos_obs._internal.guard as _guard
+from agentos_obs._internal.batching import BatchWorker
+from agentos_obs.errors import ConfigurationError
+from agentos_obs.exporters._semconv import otel_attributes, otel_span_name, to_attribute_value
+from agentos_obs.tracing._spans import Span, SpanKind, SpanStatus, Trace
 
 __all__ = ["OTLPExporter", "parse_headers", "to_readable_spans"]
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .._redact import SECRET_VALUE as _SECRET_VALUE
+from agentos_obs._internal.redact import SECRET_VALUE as _SECRET_VALUE
 
 __all__ = ["REDACTED", "is_secret_key", "redact", "to_text", "truncate"]
 

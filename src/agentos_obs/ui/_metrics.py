@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from .._cli_data import StoreReader
+from agentos_obs.store._reader import StoreReader
 
 __all__ = ["StoreCollector", "render_store_metrics"]
 
