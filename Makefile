@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
 screenshots: $(STAMP)  # refresh the README's screenshots from the browser tests
-	AGENTOS_OBS_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_ui_browser.py
+	AGENTOS_OBS_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/ui/test_ui_browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts

@@ -267,7 +267,7 @@ def test_batch_worker_rejects_bad_settings() -> None:
 
 # -- the examples of this part run offline ----------------------------------------------------
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.mark.parametrize(

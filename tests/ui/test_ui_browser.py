@@ -29,7 +29,7 @@ from conftest import require_binary
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "ui"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 UPDATE_DOCS = os.environ.get("AGENTOS_OBS_UPDATE_SCREENSHOTS") == "1"
