@@ -23,6 +23,7 @@ __all__ = [
     "LLM_STREAMING",
     "LLM_TIME_TO_FIRST_TOKEN_MS",
     "LLM_UNPRICED",
+    "LLM_USAGE_ESTIMATED",
     "OUTPUT_VALUE",
     "RETRIEVAL_DOCUMENTS",
     "RETRIEVAL_DOCUMENT_COUNT",
@@ -53,6 +54,7 @@ LLM_STREAMING = "llm.streaming"
 LLM_TIME_TO_FIRST_TOKEN_MS = "llm.time_to_first_token_ms"
 LLM_LATENCY_MS = "llm.latency_ms"  # caller-measured latency given to record_llm_call
 LLM_UNPRICED = "llm.cost.unpriced"  # True when no price was known for the model
+LLM_USAGE_ESTIMATED = "llm.usage.estimated"  # True when tokens were estimated, not reported
 LLM_INPUT_MESSAGES = "llm.input_messages"  # content capture only
 LLM_OUTPUT_MESSAGES = "llm.output_messages"  # content capture only
 

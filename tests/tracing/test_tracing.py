@@ -94,7 +94,7 @@ def test_nested_spans_form_a_tree_in_one_trace(tracer: Tracer) -> None:
                 pass
             with tracer.start_span("tool", SpanKind.TOOL) as tool:
                 pass
-    assert traces == [trace]
+    assert traces == [trace.record]
     assert [s.name for s in trace.spans] == ["agent", "llm", "tool"]
     assert trace.root_span is agent
     assert agent.parent_id is None
@@ -109,7 +109,7 @@ def test_span_outside_a_trace_starts_its_own_trace(tracer: Tracer) -> None:  # d
         with tracer.start_span("child", SpanKind.LLM) as child:
             pass
     assert TRACE_ID.match(span.trace_id)
-    assert len(traces) == 1 and traces[0].root_span is span
+    assert len(traces) == 1 and traces[0].root_span is span.record
     assert child.trace_id == span.trace_id and child.parent_id == span.span_id
     with tracer.start_span("second") as second:
         pass
@@ -136,7 +136,7 @@ def test_child_ending_after_its_parent_keeps_its_data(tracer: Tracer) -> None:
     tracer.end_span(child)
     assert len(traces) == 1
     assert traces[0].total_tokens == 15
-    assert child.ended and child in traces[0].spans
+    assert child.ended and child.record in traces[0].spans
 
 
 def test_end_span_is_idempotent(tracer: Tracer) -> None:
@@ -166,14 +166,14 @@ def test_spans_of_another_tracer_do_not_capture_ours(tracer: Tracer) -> None:
     with other.start_span("foreign"), tracer.start_span("mine") as span:
         pass
     assert span.parent_id is None
-    assert len(mine) == 1 and mine[0].spans == [span]
+    assert len(mine) == 1 and mine[0].spans == (span.record,)
 
 
 def test_start_trace_block_without_spans_still_exports(tracer: Tracer) -> None:
     traces = collect(tracer)
     with tracer.start_trace("empty") as trace:
         pass
-    assert traces == [trace] and trace.root_span is None and trace.total_duration_ms >= 0
+    assert traces == [trace.record] and trace.root_span is None and trace.total_duration_ms >= 0
 
 
 def test_use_span_restores_a_producing_span(tracer: Tracer) -> None:
@@ -404,7 +404,7 @@ def test_explicit_cost_wins(tracer: Tracer) -> None:
 def test_record_llm_call_outside_any_span_is_not_lost(tracer: Tracer) -> None:
     traces = collect(tracer)
     span = tracer.record_llm_call("gpt-x", 10, 20, duration_ms=50)
-    assert len(traces) == 1 and traces[0].spans == [span]
+    assert len(traces) == 1 and traces[0].spans == (span.record,)
     assert span.kind is SpanKind.LLM and span.ended
     assert span.duration_ms == pytest.approx(50, abs=0.01)
 

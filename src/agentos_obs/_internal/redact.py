@@ -1,23 +1,144 @@
-"""Credential-shaped strings, scrubbed wherever text from the app is recorded: captured
-content, parameters, and exception messages (provider errors often echo the key)."""
+"""The one redactor: credentials recognised by key name and by shape, wherever data leaves.
+
+Every sink reads sealed span records, and the seal runs this redactor once over names,
+attributes, events and errors; the logging paths run it on every entry. So a secret is
+replaced before the store, the exporters, the logs, the dashboard or the CLI ever see it.
+
+By key name: a mapping entry whose key names a credential (``api_key``, ``Authorization``,
+``x-api-key``, ``password``, ``client_secret``…) has its value replaced, whatever the value.
+
+By shape, inside any text:
+
+* URL userinfo (``https://user:pass@host``) and query parameters with credential-like keys
+  (``?key=…``, ``&api_key=…``, ``&sig=…``);
+* ``key=value``, ``key: value`` and ``"key": "value"`` pairs whose key names a credential;
+* ``Bearer`` and ``Basic`` authorization values;
+* the well-known provider key formats (OpenAI/Anthropic ``sk-…``, Google ``AIza…``, AWS
+  ``AKIA…``, GitHub ``ghp_…``, Slack ``xox?-…``, Hugging Face ``hf_…``, JWTs).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["REDACTED", "SECRET_VALUE", "scrub"]
+__all__ = ["REDACTED", "SECRET_VALUE", "is_secret_key", "redact", "scrub"]
 
 REDACTED = "[REDACTED]"
 
-# Values that look like credentials whatever their key (OpenAI/Anthropic/Google/AWS/GitHub
-# key formats, bearer headers, JWTs).
-SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{16,}|sk-ant-[A-Za-z0-9_\-]{16,}|AIza[0-9A-Za-z_\-]{30,}|"
-    r"AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[baprs]-[A-Za-z0-9\-]{10,}|"
-    r"[Bb]earer\s+[A-Za-z0-9._\-]{8,}|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})"
+# Key names that carry credentials, matched on the key lower-cased with "-" and "_" removed.
+_SECRET_KEY = re.compile(
+    r"(apikey|secret|password|passwd|pwd|token|authorization|^auth$|credential|privatekey|"
+    r"accesskey|sessionkey|cookie|bearer|signature|^sig$|^key$|xapikey|subscriptionkey)"
 )
+# Keys that contain a secret-looking word but are counts or settings, not credentials.
+_NOT_SECRET = frozenset(
+    {
+        "maxtokens",
+        "maxnewtokens",
+        "maxoutputtokens",
+        "maxcompletiontokens",
+        "maxtokenstosample",
+        "numtokens",
+        "tokencount",
+        "totaltokens",
+        "inputtokens",
+        "outputtokens",
+        "prompttokens",
+        "completiontokens",
+        "cachereadtokens",
+        "cachewritetokens",
+        "reasoningtokens",
+        "tokenusage",
+        "logprobs",
+        "toplogprobs",
+        "stoptokens",
+        "tokenizer",
+        "authormode",
+        "tokentype",
+    }
+)
+_KEY_WORDS = (
+    r"api[_-]?key|apikey|x-api-key|access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|"
+    r"session[_-]?token|token|secret|client[_-]?secret|password|passwd|pwd|authorization|"
+    r"private[_-]?key|access[_-]?key(?:[_-]?id)?|secret[_-]?access[_-]?key|signature|sig|key|"
+    r"subscription[_-]?key|credentials?"
+)
+
+# Values that look like credentials whatever their key.
+SECRET_VALUE = re.compile(
+    r"(sk-ant-[A-Za-z0-9_\-]{16,}|sk-[A-Za-z0-9_\-]{16,}|AIza[0-9A-Za-z_\-]{30,}|"
+    r"AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[baprs]-[A-Za-z0-9\-]{10,}|"
+    r"hf_[A-Za-z0-9]{30,}|"
+    r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})"
+)
+_AUTH_SCHEME = re.compile(r"\b([Bb]earer|[Bb]asic)(\s+)[A-Za-z0-9._~+/=\-]{6,}")
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s:@]*:[^/\s@]*@")
+_QUERY_PARAM = re.compile(r"([?&;](?:" + _KEY_WORDS + r")=)[^&#\s\"']+", re.I)
+# key=value / key: value / "key": "value" outside URLs.
+_PAIR = re.compile(
+    r"((?<![A-Za-z0-9_\-])[\"']?(?:"
+    + _KEY_WORDS
+    + r")[\"']?\s*[=:]\s*[\"']?)(?!\[REDACTED\])([^\s\"',;&}\]]{3,})",
+    re.I,
+)
+# Cheap pre-check: texts with none of these characters cannot hold a shape above.
+_MAYBE = re.compile(r"sk-|AIza|AKIA|gh[pousr]_|xox|hf_|eyJ|earer|asic|://|=|:", re.I)
 
 
 def scrub(text: str) -> str:
     """``text`` with anything that looks like a credential replaced by ``[REDACTED]``."""
-    return SECRET_VALUE.sub(REDACTED, text)
+    if len(text) < 8 or _MAYBE.search(text) is None:
+        return text
+    text = SECRET_VALUE.sub(REDACTED, text)
+    text = _AUTH_SCHEME.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
+    text = _QUERY_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
+    return _PAIR.sub(_pair, text)
+
+
+def _pair(match: re.Match[str]) -> str:
+    value = match.group(2)
+    if value.isdigit() and len(value) < 8:  # max_tokens=256, key: 3 — numbers, not secrets
+        return match.group(0)
+    return match.group(1) + REDACTED
+
+
+def is_secret_key(key: object) -> bool:
+    """True when a mapping key names a credential (``api_key``, ``Authorization``…)."""
+    if not isinstance(key, str):
+        return False
+    norm = key.lower().replace("-", "").replace("_", "").replace(".", "")
+    if norm in _NOT_SECRET:
+        return False
+    return _SECRET_KEY.search(norm) is not None
+
+
+_MAX_DEPTH = 8
+
+
+def redact(value: Any, _depth: int = 0) -> Any:
+    """A copy of ``value`` (mappings, sequences, scalars) with credentials replaced.
+
+    Keys that name a secret have their value replaced; strings are scrubbed by shape.
+    Pydantic ``SecretStr`` is always redacted. Unknown objects become their type name,
+    never their repr (a repr may hold a key).
+    """
+    if _depth > _MAX_DEPTH:
+        return "…"
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return scrub(value)
+    if type(value).__name__ in ("SecretStr", "SecretBytes"):
+        return REDACTED
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = str(k)
+            out[key] = REDACTED if is_secret_key(key) else redact(v, _depth + 1)
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact(v, _depth + 1) for v in value]
+    return f"<{type(value).__name__}>"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import agentos_obs.attributes as attr
 from agentos_obs._internal.redact import scrub
 from agentos_obs.tracing._ids import new_span_id, new_trace_id
+from agentos_obs.tracing._kinds import SpanKind, SpanStatus
+from agentos_obs.tracing._records import SpanRecord, TraceRecord
+from agentos_obs.tracing._rollup import UsageRollup
 
 if TYPE_CHECKING:
     from agentos_obs.tracing._tracer import Tracer
@@ -23,23 +25,6 @@ __all__ = ["Span", "SpanEvent", "SpanKind", "SpanStatus", "Trace"]
 
 _perf_ns = time.perf_counter_ns
 _wall_ns = time.time_ns
-
-
-class SpanKind(str, Enum):
-    AGENT = "agent"
-    LLM = "llm"
-    TOOL = "tool"
-    MEMORY = "memory"
-    RETRIEVAL = "retrieval"
-    CHAIN = "chain"
-    EMBEDDING = "embedding"
-
-
-class SpanStatus(str, Enum):
-    OK = "ok"
-    ERROR = "error"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"  # abandoned stream, cancelled task: not a failure of the app
 
 
 class SpanEvent:
@@ -72,15 +57,18 @@ class Span:
     """
 
     __slots__ = (
+        "_agent",
         "_end_mono",
+        "_inherited",
         "_parent",
-        "_shadowed",
+        "_record",
         "_start_mono",
         "_trace",
         "_tracer",
         "attributes",
         "cache_read_tokens",
         "cache_write_tokens",
+        "call_below",
         "children",
         "cost_usd",
         "end_time",
@@ -97,6 +85,8 @@ class Span:
         "start_time",
         "status",
         "trace_id",
+        "usage_below",
+        "usage_recorded",
     )
 
     def __init__(
@@ -134,7 +124,14 @@ class Span:
         self._parent: Span | None = None
         self._trace: Trace | None = None
         self._tracer: Tracer | None = None
-        self._shadowed = False  # a descendant carries usage: ours is not counted
+        self._agent: Span | None = self if kind is SpanKind.AGENT else None  # enclosing AGENT
+        self._inherited: dict[str, str | None] | None = None  # memo of inherited attributes
+        self._record: SpanRecord | None = None
+        # Read by the seal (tracing._records): usage recorded here, usage recorded by a
+        # descendant (ours is then not the call), a counted call sealed below us.
+        self.usage_recorded = False
+        self.usage_below = False
+        self.call_below = False
 
     # -- prototype API -------------------------------------------------------------
     @property
@@ -212,27 +209,84 @@ class Span:
 
     @property
     def has_usage(self) -> bool:
-        return bool(self.input_tokens or self.output_tokens or self.cost_usd is not None)
+        return bool(
+            self.usage_recorded
+            or self.input_tokens
+            or self.output_tokens
+            or self.cost_usd is not None
+        )
 
     @property
     def counts_usage(self) -> bool:
         """True when this span's tokens and cost count towards totals (innermost only)."""
-        return self.has_usage and not self._shadowed
+        if self._record is not None:
+            return self._record.counts_usage
+        return self.has_usage and not self.usage_below
 
-    def _shadow_ancestors(self) -> None:
+    @property
+    def record(self) -> SpanRecord | None:
+        """The sealed record of this span once it has ended (None before, or for spans
+        not created by a tracer)."""
+        return self._record
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The tracer that created this span."""
+        return self._tracer
+
+    def mark_usage_below(self) -> None:
+        """Tell the ancestors a descendant carries usage: theirs is not the call."""
         parent = self._parent
-        while parent is not None and not parent._shadowed:
-            parent._shadowed = True
+        while parent is not None and not parent.usage_below:
+            parent.usage_below = True
+            parent = parent._parent
+
+    def mark_call(self) -> None:
+        """Tell the ancestors a counted call was sealed below them."""
+        parent = self._parent
+        while parent is not None and not parent.call_below:
+            parent.call_below = True
             parent = parent._parent
 
     def ancestor(self, kind: SpanKind) -> Span | None:
         """The nearest enclosing span (self included) of ``kind``."""
+        if kind is SpanKind.AGENT:
+            return self._agent
         span: Span | None = self
         while span is not None:
             if span.kind is kind:
                 return span
             span = span._parent
         return None
+
+    def inherited(self, key: str) -> str | None:
+        """The nearest value of attribute ``key`` on this span or an ancestor, as text.
+
+        Answers are memoised on the ancestors walked, so asking for every span of a deep
+        trace stays linear in its size.
+        """
+        value = self.attributes.get(key)
+        if value is not None:
+            return str(value)
+        path: list[Span] = []
+        node = self._parent
+        found: str | None = None
+        while node is not None:
+            memo = node._inherited
+            if memo is not None and key in memo:
+                found = memo[key]
+                break
+            value = node.attributes.get(key)
+            if value is not None:
+                found = str(value)
+                break
+            path.append(node)
+            node = node._parent
+        for walked in path:
+            if walked._inherited is None:
+                walked._inherited = {}
+            walked._inherited[key] = found
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -272,6 +326,7 @@ class Trace:
         "_end_mono",
         "_exported",
         "_open",
+        "_record",
         "_root_done",
         "_start_mono",
         "_tracer",
@@ -307,6 +362,7 @@ class Trace:
         self._block = False  # opened by start_trace: done when the block exits
         self._exported = False
         self._tracer: Tracer | None = None
+        self._record: TraceRecord | None = None
         # Span id of the parent in another service when this trace continues a remote one
         # (W3C traceparent, an active OpenTelemetry span): the parent of its root spans.
         self.remote_parent_id: str | None = None
@@ -322,78 +378,67 @@ class Trace:
 
     @property
     def total_cost_usd(self) -> float:
-        """Sum of priced LLM calls (unpriced ones are counted in ``unpriced_llm_calls``)."""
-        return sum(s.cost_usd for s in self.usage_spans() if s.cost_usd is not None)
+        """Sum of the calls with a known cost (see ``rollup.cost_complete``)."""
+        return self.rollup.cost_usd
 
     @property
     def total_tokens(self) -> int:
-        return sum(s.input_tokens + s.output_tokens for s in self.usage_spans())
+        return self.rollup.total_tokens
 
     def to_dict(self) -> dict[str, Any]:
-        usage = self.usage_totals()
+        if self._record is not None:
+            return self._record.to_dict()
+        rollup = self.rollup
         return {
             "trace_id": self.trace_id,
             "name": self.name,
             "total_duration_ms": self.total_duration_ms,
-            "total_cost_usd": usage["cost_usd"],
-            "total_tokens": usage["input_tokens"] + usage["output_tokens"],
+            "total_cost_usd": rollup.cost_usd,
+            "total_tokens": rollup.total_tokens,
             "span_count": len(self.spans),
             "status": self.status.value,
             "start_time": self.start_time,
             "end_time": self.end_time,
             "user_id": self.user_id,
             "session_id": self.session_id,
-            "input_tokens": usage["input_tokens"],
-            "output_tokens": usage["output_tokens"],
-            "cache_read_tokens": usage["cache_read_tokens"],
-            "cache_write_tokens": usage["cache_write_tokens"],
-            "reasoning_tokens": usage["reasoning_tokens"],
-            "llm_calls": usage["llm_calls"],
-            "unpriced_llm_calls": usage["unpriced_llm_calls"],
+            **{k: v for k, v in rollup.to_dict().items() if k != "cost_usd"},
             "attributes": self.attributes,
             "spans": [s.to_dict() for s in self.spans],
         }
 
     # -- added ---------------------------------------------------------------------
-    def usage_spans(self) -> Iterator[Span]:
-        """Spans whose usage counts: those carrying usage with no descendant that does."""
-        return (s for s in self.spans if s.has_usage and not s._shadowed)
+    @property
+    def record(self) -> TraceRecord | None:
+        """The sealed record handed to exporters, once the trace has ended."""
+        return self._record
+
+    @property
+    def rollup(self) -> UsageRollup:
+        """Usage of the trace's counted calls: final once it has ended, so far before."""
+        if self._record is not None:
+            return self._record.rollup
+        return UsageRollup.of(s._record for s in list(self.spans) if s._record is not None)
+
+    def usage_spans(self) -> Iterator[SpanRecord]:
+        """Records of the calls whose usage counts (innermost spans carrying usage)."""
+        if self._record is not None:
+            return self._record.usage_spans()
+        return (s._record for s in list(self.spans) if s._record and s._record.counts_usage)
 
     def usage_totals(self) -> dict[str, Any]:
-        totals: dict[str, Any] = {
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "cache_read_tokens": 0,
-            "cache_write_tokens": 0,
-            "reasoning_tokens": 0,
-            "cost_usd": 0.0,
-            "llm_calls": 0,
-            "unpriced_llm_calls": 0,
-        }
-        for s in self.usage_spans():
-            totals["input_tokens"] += s.input_tokens
-            totals["output_tokens"] += s.output_tokens
-            totals["cache_read_tokens"] += s.cache_read_tokens
-            totals["cache_write_tokens"] += s.cache_write_tokens
-            totals["reasoning_tokens"] += s.reasoning_tokens
-            totals["llm_calls"] += 1
-            if s.cost_usd is None:
-                totals["unpriced_llm_calls"] += 1
-            else:
-                totals["cost_usd"] += s.cost_usd
-        return totals
+        return self.rollup.to_dict()
 
     @property
     def total_input_tokens(self) -> int:
-        return sum(s.input_tokens for s in self.usage_spans())
+        return self.rollup.input_tokens
 
     @property
     def total_output_tokens(self) -> int:
-        return sum(s.output_tokens for s in self.usage_spans())
+        return self.rollup.output_tokens
 
     @property
     def unpriced_llm_calls(self) -> int:
-        return sum(1 for s in self.usage_spans() if s.cost_usd is None)
+        return self.rollup.unpriced_llm_calls
 
     @property
     def end_time(self) -> int | None:

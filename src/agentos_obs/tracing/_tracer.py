@@ -28,7 +28,10 @@ import agentos_obs.attributes as attr
 from agentos_obs._internal.guard import report
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
 from agentos_obs.tracing._ids import new_trace_id
-from agentos_obs.tracing._spans import Span, SpanEvent, SpanKind, SpanStatus, Trace
+from agentos_obs.tracing._kinds import SpanKind, SpanStatus
+from agentos_obs.tracing._records import SpanRecord, TraceRecord
+from agentos_obs.tracing._seal import seal, seal_trace
+from agentos_obs.tracing._spans import Span, SpanEvent, Trace
 
 if TYPE_CHECKING:
     from agentos_obs.pricing._catalog import PriceCatalog
@@ -144,14 +147,18 @@ class TracerConfig:
 
 @runtime_checkable
 class SpanProcessor(Protocol):
-    """Called synchronously when spans start and end (keep it cheap; batch elsewhere)."""
+    """Called synchronously when spans start and end (keep it cheap; batch elsewhere).
+
+    ``on_start`` gets the live :class:`Span` (it may still change); ``on_end`` gets its
+    sealed :class:`SpanRecord`, as OpenTelemetry processors get a ``ReadableSpan``.
+    """
 
     def on_start(self, span: Span) -> None: ...
 
-    def on_end(self, span: Span) -> None: ...
+    def on_end(self, span: SpanRecord) -> None: ...
 
 
-Exporter = Callable[[Trace], Any]
+Exporter = Callable[[TraceRecord], Any]
 
 
 def _component_name(obj: object) -> str:
@@ -242,7 +249,7 @@ class Tracer:
         self._exporter_objects: list[object] = []
         self._processors: list[object] = []
         self._on_start: list[Callable[[Span], None]] = []
-        self._on_end: list[Callable[[Span], None]] = []
+        self._on_end: list[Callable[[SpanRecord], None]] = []
         self._lock = threading.Lock()
         self._trace_count = 0
         self._active_traces: dict[str, Trace] = {}
@@ -485,6 +492,8 @@ class Tracer:
         span._parent = parent
         if parent is not None:
             parent.children.append(span)
+            if span._agent is None:
+                span._agent = parent._agent
         with self._lock:
             trace.spans.append(span)
             trace._open += 1
@@ -523,9 +532,16 @@ class Tracer:
             end_mono = span._start_mono + max(0, end_time - span.start_time)
         if not span._mark_ended(end_mono):
             return False
+        assert span._end_mono is not None and span.end_time is not None
+        try:
+            record = seal(span, (span._end_mono - span._start_mono) / 1e6, span.end_time)
+        except Exception as exc:  # a bug in the seal must not lose the trace's other spans
+            report("tracer.seal", exc)
+            record = _fallback_record(span)
+        span._record = record
         for hook in self._on_end:
             try:
-                hook(span)
+                hook(record)
             except Exception as exc:
                 report(f"span_processor.on_end:{_component_name(hook)}", exc)
         trace = span._trace
@@ -548,11 +564,18 @@ class Tracer:
         with self._lock:
             self._active_traces.pop(trace.trace_id, None)
             self._trace_count += 1
+        records = [s._record for s in trace.spans if s._record is not None]
+        try:
+            record = seal_trace(trace, records, self.service_name)
+        except Exception as exc:
+            report("tracer.seal_trace", exc)
+            record = TraceRecord(trace_id=trace.trace_id, spans=records, name=str(trace.name))
+        trace._record = record
         if not trace.sampled:
             return
         for exporter in self._exporters:
             try:
-                exporter(trace)
+                exporter(record)
             except Exception as exc:
                 report(f"exporter:{_component_name(exporter)}", exc)
 
@@ -609,7 +632,8 @@ class Tracer:
             span.attributes[attr.LLM_UNPRICED] = True
         else:
             span.attributes.pop(attr.LLM_UNPRICED, None)
-        span._shadow_ancestors()
+        span.usage_recorded = True
+        span.mark_usage_below()
 
     def record_usage_from(
         self, span: Span, usage: Usage, *, model: str | None, provider: str | None = None
@@ -742,6 +766,22 @@ class Tracer:
                     method()
                 except Exception as exc:
                     report(f"{label}:{_component_name(target)}", exc)
+
+
+def _fallback_record(span: Span) -> SpanRecord:
+    """A bare record (ids, name, kind, status, times) when sealing failed."""
+    end = span.end_time if span.end_time is not None else span.start_time
+    return SpanRecord(
+        span_id=span.span_id,
+        trace_id=span.trace_id,
+        parent_id=span.parent_id,
+        name=str(span.name),
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=end,
+        attributes={"agentos.seal_failed": True},
+    )
 
 
 class _NoopScope:
