@@ -299,5 +299,6 @@ def test_opentelemetry_is_not_imported_by_the_core() -> None:
     assert result.stdout.strip() == "False"
 
 
-def test_module_registers_itself_as_the_provider() -> None:
+def test_new_traces_ask_the_remote_context_by_default() -> None:
+    # No import side effect: the tracer itself consults the extracted or OpenTelemetry context.
     assert tracing._remote_parent_provider is propagation.remote_parent

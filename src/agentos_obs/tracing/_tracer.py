@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,6 +29,7 @@ from agentos_obs.errors import BudgetExceeded, ConfigurationError
 from agentos_obs.tracing._ids import new_trace_id
 from agentos_obs.tracing._kinds import SpanKind, SpanStatus
 from agentos_obs.tracing._records import SpanRecord, TraceRecord
+from agentos_obs.tracing._remote import remote_parent
 from agentos_obs.tracing._seal import seal, seal_trace
 from agentos_obs.tracing._spans import Span, SpanEvent, Trace
 
@@ -67,19 +67,9 @@ except ImportError:  # pragma: no cover
 RemoteParent = tuple[str, str]  # (trace id, parent span id), W3C hex
 
 
-def _otel_parent_if_loaded() -> RemoteParent | None:
-    # An active OpenTelemetry span exists only if the app loaded OpenTelemetry: never
-    # import it here (optional extra). agentos_obs.tracing.propagation replaces this on import.
-    if "opentelemetry.trace" not in sys.modules:
-        return None
-    from agentos_obs.tracing.propagation import remote_parent
-
-    return remote_parent()
-
-
 # Consulted when a new trace starts without an explicit trace id: a remote parent to
 # continue (W3C traceparent extracted from a request, the app's OpenTelemetry span), or None.
-_remote_parent_provider: Callable[[], RemoteParent | None] | None = _otel_parent_if_loaded
+_remote_parent_provider: Callable[[], RemoteParent | None] | None = remote_parent
 
 
 def set_remote_parent_provider(

@@ -21,16 +21,24 @@ Malformed headers are ignored (a new trace starts), as the W3C specification ask
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterable, Mapping, MutableMapping
-from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from contextvars import Token
 from types import TracebackType
-from typing import Any
 
 import agentos_obs.tracing._tracer as tracing
 from agentos_obs._internal.guard import report
 from agentos_obs.tracing._ids import is_valid_span_id, is_valid_trace_id
+from agentos_obs.tracing._remote import (
+    EXTRACTED as _EXTRACTED,
+)
+from agentos_obs.tracing._remote import (
+    RemoteContext,
+    format_traceparent,
+    remote_parent,
+)
+from agentos_obs.tracing._remote import (
+    otel_context as _otel_context,
+)
 from agentos_obs.tracing._spans import Span
 
 __all__ = [
@@ -51,29 +59,6 @@ _TRACEPARENT = re.compile(
     r"-(?P<flags>[0-9a-f]{2})(?P<rest>-.*)?$"
 )
 _MAX_TRACESTATE = 512  # W3C: at most 32 members; keep it bounded whatever arrives
-
-
-@dataclass(frozen=True)
-class RemoteContext:
-    """The caller's position in a distributed trace."""
-
-    trace_id: str
-    span_id: str
-    sampled: bool = True
-    tracestate: str | None = None
-
-    @property
-    def traceparent(self) -> str:
-        return format_traceparent(self.trace_id, self.span_id, self.sampled)
-
-
-_EXTRACTED: ContextVar[RemoteContext | None] = ContextVar(
-    "agentos_obs_remote_context", default=None
-)
-
-
-def format_traceparent(trace_id: str, span_id: str, sampled: bool = True) -> str:
-    return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
 
 
 def parse_traceparent(value: object, tracestate: object = None) -> RemoteContext | None:
@@ -124,37 +109,6 @@ def _get_header(headers: object, name: str) -> str | None:
                 key = pair[0].decode("latin-1") if isinstance(pair[0], bytes) else pair[0]
                 if isinstance(key, str) and key.lower() == name:
                     return _header_text(pair[1])
-    return None
-
-
-def _otel_context() -> RemoteContext | None:
-    otel_trace: Any = sys.modules.get("opentelemetry.trace")
-    if otel_trace is None:
-        return None
-    context = otel_trace.get_current_span().get_span_context()
-    if not context.is_valid:
-        return None
-    tracestate = context.trace_state.to_header() if context.trace_state else None
-    return RemoteContext(
-        f"{context.trace_id:032x}",
-        f"{context.span_id:016x}",
-        bool(context.trace_flags & 1),
-        tracestate or None,
-    )
-
-
-def remote_parent() -> tuple[str, str] | None:
-    """(trace id, parent span id) a new trace should continue, or None.
-
-    The context of the innermost :func:`extract` block first, else the app's active
-    OpenTelemetry span. The tracer asks this whenever a trace starts.
-    """
-    extracted = _EXTRACTED.get()
-    if extracted is not None:
-        return extracted.trace_id, extracted.span_id
-    otel = _otel_context()
-    if otel is not None:
-        return otel.trace_id, otel.span_id
     return None
 
 
@@ -249,6 +203,3 @@ def extract(headers: object) -> _ExtractedScope:
         report("propagation.extract", exc)
         context = None
     return _ExtractedScope(context)
-
-
-tracing.set_remote_parent_provider(remote_parent)
