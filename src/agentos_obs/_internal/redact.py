@@ -59,12 +59,15 @@ _NOT_SECRET = frozenset(
         "tokentype",
     }
 )
-_KEY_WORDS = (
-    r"api[_-]?key|apikey|x-api-key|access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|"
-    r"session[_-]?token|token|secret|client[_-]?secret|password|passwd|pwd|authorization|"
-    r"private[_-]?key|access[_-]?key(?:[_-]?id)?|secret[_-]?access[_-]?key|signature|sig|key|"
+# Names of credentials in text: the specific ones as ``name=value`` or ``name: value``; the
+# generic words (key, token, sig) only as ``name=value``, which prose rarely has.
+_STRONG_WORDS = (
+    r"api[_-]?key|apikey|x-api-key|access[_-]?token|refresh[_-]?token|id[_-]?token|"
+    r"auth[_-]?token|session[_-]?token|secret|client[_-]?secret|password|passwd|authorization|"
+    r"private[_-]?key|access[_-]?key(?:[_-]?id)?|secret[_-]?access[_-]?key|signature|"
     r"subscription[_-]?key|credentials?"
 )
+_KEY_WORDS = _STRONG_WORDS + r"|token|sig|key|pwd"
 
 # Values that look like credentials whatever their key.
 SECRET_VALUE = re.compile(
@@ -77,11 +80,13 @@ _AUTH_SCHEME = re.compile(r"\b([Bb]earer|[Bb]asic)(\s+)[A-Za-z0-9._~+/=\-]{6,}")
 _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s:@]*:[^/\s@]*@")
 _QUERY_PARAM = re.compile(r"([?&;](?:" + _KEY_WORDS + r")=)[^&#\s\"']+", re.I)
 # key=value / key: value / "key": "value" outside URLs.
+_VALUE = r"(?!\[REDACTED\]|[Bb]earer\b|[Bb]asic\b)([^\s\"',;&}\]]{3,})"
 _PAIR = re.compile(
-    r"((?<![A-Za-z0-9_\-])[\"']?(?:"
-    + _KEY_WORDS
-    + r")[\"']?\s*[=:]\s*[\"']?)(?!\[REDACTED\])([^\s\"',;&}\]]{3,})",
+    r"((?<![A-Za-z0-9_\-])[\"']?(?:" + _STRONG_WORDS + r")[\"']?\s*[=:]\s*[\"']?)" + _VALUE,
     re.I,
+)
+_WEAK_PAIR = re.compile(
+    r"((?<![A-Za-z0-9_\-])[\"']?(?:token|sig|key|pwd)[\"']?\s*=\s*[\"']?)" + _VALUE, re.I
 )
 # Cheap pre-check: texts with none of these characters cannot hold a shape above.
 _MAYBE = re.compile(r"sk-|AIza|AKIA|gh[pousr]_|xox|hf_|eyJ|earer|asic|://|=|:", re.I)
@@ -95,7 +100,8 @@ def scrub(text: str) -> str:
     text = _AUTH_SCHEME.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
     text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
     text = _QUERY_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
-    return _PAIR.sub(_pair, text)
+    text = _PAIR.sub(_pair, text)
+    return _WEAK_PAIR.sub(_pair, text)
 
 
 def _pair(match: re.Match[str]) -> str:
