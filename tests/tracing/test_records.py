@@ -16,8 +16,8 @@ from agentos_obs.tracing import (
     SpanKind,
     SpanRecord,
     SpanStatus,
-    TraceRecord,
     Tracer,
+    TraceRecord,
     UsageRollup,
 )
 
