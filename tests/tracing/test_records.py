@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import pytest
 
@@ -243,23 +242,18 @@ def test_user_and_session_come_from_the_trace_else_the_nearest_ancestor(tracer: 
     assert traces[0].session_id == "s-1"
 
 
-def test_a_deep_trace_seals_in_linear_time_without_recursion(tracer: Tracer) -> None:
-    def run(depth: int) -> float:
-        traces = _collect(tracer)
-        started = time.perf_counter()
-        spans = [tracer.begin_span("root", SpanKind.AGENT)]
-        spans[0].set_attribute(attr.USER_ID, None)
-        for i in range(depth):
-            spans.append(tracer.begin_span(f"s{i}", SpanKind.CHAIN, parent=spans[-1]))
-        for span in reversed(spans):
-            tracer.end_span(span)
-        elapsed = time.perf_counter() - started
-        assert len(traces[-1].spans) == depth + 1
-        assert traces[-1].spans[-1].agent == "root"
-        return elapsed
-
-    small, large = run(500), run(5000)
-    assert large < small * 40  # ~10x for linear; quadratic would be ~100x
+def test_a_deep_trace_seals_without_recursion(tracer: Tracer) -> None:
+    # Attribution walks are iterative and memoised (linearity is measured by the benchmarks).
+    traces = _collect(tracer)
+    spans = [tracer.begin_span("root", SpanKind.AGENT)]
+    for i in range(20_000):
+        spans.append(tracer.begin_span(f"s{i}", SpanKind.CHAIN, parent=spans[-1]))
+    spans[1].set_attribute(attr.USER_ID, "u-deep")
+    for span in reversed(spans):
+        tracer.end_span(span)
+    deepest = traces[0].spans[-1]
+    assert deepest.agent == "root" and deepest.user_id == "u-deep"
+    assert len(traces[0].spans) == 20_001
 
 
 # -- traces -------------------------------------------------------------------------------
