@@ -1,4 +1,9 @@
-"""Global opt-in: instrument() traces every LangChain run, in every thread and task."""
+"""Global opt-in: instrument() traces every LangChain run, in every thread and task.
+
+It goes through LangChain's public ``register_configure_hook``; the tests that build
+managers with the public ``CallbackManager.configure`` fail first if LangChain stops
+honouring the hook the way global mode uses it.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict
 
 import pytest
+from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
 from langchain_core.callbacks import manager as manager_module
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.graph import START, StateGraph
 
 import agentos_obs.integrations.langchain as lc
@@ -21,6 +27,7 @@ from agentos_obs.integrations.langchain import AgentOSCallbackHandler, instrumen
 from agentos_obs.tracing import SpanKind
 from lc_fakes import Collector, FakeUsageChatModel
 
+# Read only to check that global mode never replaces LangChain's function.
 ORIGINAL_CONFIGURE = manager_module._configure
 PROMPT = ChatPromptTemplate.from_messages([("human", "{q}")])
 
@@ -157,18 +164,17 @@ def test_explicit_handler_inside_a_traced_run_gives_no_duplicates(col: Collector
     assert explicit.open_run_count == 0
 
 
-def test_uninstrument_stops_tracing_and_restores_langchain(col: Collector) -> None:
+def test_uninstrument_stops_tracing(col: Collector) -> None:
     handler = instrument(tracer=col.tracer)
-    assert manager_module._configure is not ORIGINAL_CONFIGURE
     uninstrument()
-    assert manager_module._configure is ORIGINAL_CONFIGURE
     assert lc.instrumented_handler() is None
     lcel().invoke({"q": "hi"})
     asyncio.run(lcel().ainvoke({"q": "hi"}))
     assert col.traces == []
     assert handler.open_run_count == 0
+    assert ours_in(CallbackManager.configure()) == []
     uninstrument()  # idempotent
-    assert manager_module._configure is ORIGINAL_CONFIGURE
+    assert ours_in(CallbackManager.configure()) == []
 
 
 def test_run_open_at_uninstrument_finishes_cleanly(col: Collector) -> None:
@@ -192,25 +198,6 @@ def test_instrument_again_after_uninstrument(col: Collector) -> None:
     _check_lcel_traces(col, 1)
 
 
-def test_a_wrapper_installed_after_ours_is_left_in_place(col: Collector) -> None:
-    instrument(tracer=col.tracer)
-    ours = manager_module._configure
-    calls: list[int] = []
-
-    def someone_elses(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return ours(*args, **kwargs)
-
-    manager_module._configure = someone_elses
-    try:
-        uninstrument()
-        assert manager_module._configure is someone_elses  # not ours to remove
-        lcel().invoke({"q": "hi"})
-        assert calls and col.traces == []  # our wrapper, still in their chain, adds nothing
-    finally:
-        manager_module._configure = ORIGINAL_CONFIGURE
-
-
 def test_instrument_rejects_a_non_tracer() -> None:
     with pytest.raises(ConfigurationError):
         instrument(tracer="nope")  # type: ignore[arg-type]
@@ -227,3 +214,157 @@ def test_package_level_instrument_uses_this_integration(col: Collector) -> None:
     finally:
         agentos_obs.uninstrument()
     assert manager_module._configure is ORIGINAL_CONFIGURE
+
+
+# -- the hook, seen through LangChain's public configure ---------------------------------------
+
+
+def ours_in(manager: Any) -> list[AgentOSCallbackHandler]:
+    return [h for h in manager.handlers if isinstance(h, AgentOSCallbackHandler)]
+
+
+def _configure_everywhere() -> list[Any]:
+    """Managers built by sync and async configure in this thread, a plain thread and a
+    thread-pool worker that existed before instrument() (each starts with its own context)."""
+    managers: list[Any] = []
+
+    def build() -> None:
+        managers.append(CallbackManager.configure())
+        managers.append(AsyncCallbackManager.configure())
+        managers.append(CallbackManager.configure(inheritable_callbacks=[], local_tags=["t"]))
+
+    build()
+    thread = threading.Thread(target=build)
+    thread.start()
+    thread.join()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(build).result()
+    return managers
+
+
+def test_every_configured_manager_gets_the_one_handler_inheritable(col: Collector) -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(lambda: None).result()
+        handler = instrument(tracer=col.tracer)
+        managers = _configure_everywhere()
+        managers.append(pool.submit(CallbackManager.configure).result())
+    assert len(managers) == 10
+    for manager in managers:
+        # The same object every time: nothing is built per configure.
+        assert ours_in(manager) == [handler] and manager.handlers[0] is handler
+        assert any(h is handler for h in manager.inheritable_handlers)
+    uninstrument()
+    assert all(ours_in(m) == [] for m in _configure_everywhere())
+
+
+def test_instrument_cycles_keep_one_hook(col: Collector) -> None:
+    from langchain_core.tracers import context
+
+    instrument(tracer=col.tracer)
+    # LangChain's private list, read only to count: a hook is registered once per process.
+    hooks = len(context._configure_hooks)
+    for _ in range(5):
+        uninstrument()
+        handler = instrument(tracer=col.tracer)
+    assert len(context._configure_hooks) == hooks
+    assert ours_in(CallbackManager.configure()) == [handler]
+    assert manager_module._configure is ORIGINAL_CONFIGURE
+    lcel().invoke({"q": "hi"})
+    _check_lcel_traces(col, 1)
+
+
+def test_explicit_handler_in_the_callbacks_wins_over_the_hook(col: Collector) -> None:
+    instrument(tracer=col.tracer)
+    explicit = AgentOSCallbackHandler(tracer=Collector().tracer)
+    assert ours_in(CallbackManager.configure(inheritable_callbacks=[explicit])) == [explicit]
+    assert ours_in(CallbackManager.configure(local_callbacks=[explicit])) == [explicit]
+
+
+def test_instrument_again_switches_new_traces_to_the_new_tracer(col: Collector) -> None:
+    other = Collector()
+    handler = instrument(tracer=col.tracer)
+    lcel().invoke({"q": "one"})
+    assert instrument(tracer=other.tracer) is handler
+    lcel().invoke({"q": "two"})
+    _check_lcel_traces(col, 1)
+    _check_lcel_traces(other, 1)
+    with pytest.raises(ConfigurationError):
+        handler.set_tracer("nope")  # type: ignore[arg-type]
+
+
+def test_a_manager_kept_from_before_uninstrument_starts_no_trace(col: Collector) -> None:
+    instrument(tracer=col.tracer)
+    kept = CallbackManager.configure()  # holds the global handler
+    uninstrument()
+    lcel().invoke({"q": "hi"}, config={"callbacks": kept})
+    assert col.traces == []
+
+
+def test_explicit_handler_for_another_tracer_inside_a_traced_run(col: Collector) -> None:
+    """Another destination is not a duplicate: the inner call is traced in both."""
+    instrument(tracer=col.tracer)
+    other = Collector()
+    explicit = AgentOSCallbackHandler(tracer=other.tracer)
+    inner = lcel()
+
+    def outer(q: str, config: Any) -> str:
+        callbacks = config["callbacks"]
+        callbacks.add_handler(explicit, inherit=True)
+        return str(inner.invoke({"q": q}, config={"callbacks": callbacks}))
+
+    RunnableLambda(outer, name="outer").invoke("x")
+    assert sorted(s.name for s in col.trace.spans) == sorted(
+        ["outer", "RunnableSequence", "ChatPromptTemplate", "FakeUsageChatModel", "StrOutputParser"]
+    )
+    _check_lcel_traces(other, 1)
+    assert explicit.open_run_count == 0
+
+
+async def test_explicit_handler_inside_a_traced_async_run_gives_no_duplicates(
+    col: Collector,
+) -> None:
+    handler = instrument(tracer=col.tracer)
+    explicit = AgentOSCallbackHandler(tracer=col.tracer)
+    inner = lcel()
+
+    async def outer(q: str, config: Any) -> str:
+        callbacks = config["callbacks"]
+        callbacks.add_handler(explicit, inherit=True)
+        return str(await inner.ainvoke({"q": q}, config={"callbacks": callbacks}))
+
+    results = await asyncio.gather(
+        *(RunnableLambda(outer, name="outer").ainvoke(str(i)) for i in range(20))
+    )
+    assert results == ["hello world"] * 20
+    assert len(col.traces) == 20
+    for trace in col.traces:
+        assert len(trace.spans) == 5
+        root = trace.root_span
+        assert root is not None and root.name == "outer"
+        assert [c.name for c in root.children] == ["RunnableSequence"]
+    assert explicit.open_run_count == 0 and handler.open_run_count == 0
+
+
+def test_explicit_handler_in_a_langgraph_node_gives_no_duplicates(col: Collector) -> None:
+    class State(TypedDict):
+        answer: str
+
+    explicit = AgentOSCallbackHandler(tracer=col.tracer)
+    inner = lcel()
+
+    def ask(state: State, config: RunnableConfig) -> State:
+        callbacks: Any = config["callbacks"]
+        callbacks.add_handler(explicit, inherit=True)
+        return {"answer": str(inner.invoke({"q": "hi"}, config={"callbacks": callbacks}))}
+
+    graph = StateGraph(State)
+    graph.add_node("ask", ask)
+    graph.add_edge(START, "ask")
+    instrument(tracer=col.tracer)
+    assert graph.compile().invoke({"answer": ""}) == {"answer": "hello world"}
+    root = col.trace.root_span
+    assert root is not None and root.kind is SpanKind.AGENT
+    node = next(c for c in root.children if c.name == "ask")
+    assert [c.name for c in node.children] == ["RunnableSequence"]
+    assert len(col.spans("FakeUsageChatModel")) == 1
+    assert explicit.open_run_count == 0

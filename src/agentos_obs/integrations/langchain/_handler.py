@@ -2,15 +2,15 @@
 
 Per runnable::
 
-    from agentos_obs.integrations.langchain._handler import AgentOSCallbackHandler
+    from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 
     handler = AgentOSCallbackHandler()            # the default stack; or tracer=my_tracer
     chain.invoke(inputs, config={"callbacks": [handler]})
 
 Or once for the whole process (every thread, every task, no callbacks to pass)::
 
-    from agentos_obs.integrations.langchain._handler import instrument
-    instrument()
+    from agentos_obs.integrations.langchain import instrument
+    instrument()                                  # see the ``_global`` module
 
 How runs map to spans:
 

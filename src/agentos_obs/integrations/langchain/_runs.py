@@ -25,7 +25,7 @@ from agentos_obs.tracing._spans import Span, SpanKind, SpanStatus
 if TYPE_CHECKING:
     from agentos_obs.tracing._tracer import Tracer
 
-__all__ = ["RunRecorder", "end_unless_ended"]
+__all__ = ["RunRecorder", "end_unless_ended", "set_process_wide"]
 
 _FRAMEWORK = "langchain"
 _report = _guard.report
@@ -34,6 +34,15 @@ _perf = time.perf_counter
 _get_default_tracer: Callable[[], Tracer] | None = None
 # Ends that mean "stopped from outside" (the tracer records them as CANCELLED, not ERROR).
 _CANCELLATIONS = (GeneratorExit, asyncio.CancelledError)
+# The recorder global mode installed last (None before that). Any other recorder leaves a
+# run alone when this one traces the run's parent to the same tracer: see ``_start``.
+_process_wide: RunRecorder | None = None
+
+
+def set_process_wide(recorder: RunRecorder | None) -> None:
+    """Make ``recorder`` the one global mode installed (called by global mode only)."""
+    global _process_wide
+    _process_wide = recorder
 
 
 def _default_tracer() -> Tracer:
@@ -101,6 +110,21 @@ class RunRecorder:
         """The tracer spans go to (the default stack's when none was given)."""
         return self._tracer if self._tracer is not None else _default_tracer()
 
+    def set_tracer(self, tracer: Tracer) -> None:
+        """Send the traces of root runs started from now on to ``tracer`` (runs already
+        open stay with the tracer they started on)."""
+        from agentos_obs.tracing._tracer import Tracer
+
+        if not isinstance(tracer, Tracer):
+            raise ConfigurationError(f"tracer must be an agentos_obs.Tracer, got {tracer!r}")
+        self._tracer = tracer
+
+    def stop_new_runs(self) -> None:
+        """Trace no new root run from now on; runs already open (and the runs they start)
+        finish normally. Used when global mode is undone: managers LangChain built while it
+        was on still hold this handler."""
+        self._enabled = False
+
     @property
     def open_run_count(self) -> int:
         """Runs started and not yet ended (0 when idle: nothing is kept after a run)."""
@@ -154,8 +178,11 @@ class RunRecorder:
         if run_id is None or run_id in runs:
             return None  # no id to end it by, or a duplicate start: keep the first
         parent = runs.get(parent_run_id) if parent_run_id is not None else None
-        if parent is None and not self._enabled:
-            return None  # uninstrumented: runs already open finish, new ones are not traced
+        if parent is None:
+            if not self._enabled:
+                return None  # uninstrumented: runs already open finish, new ones are not traced
+            if parent_run_id is not None and self._parent_traced_globally(parent_run_id):
+                return None
         tracer = parent.tracer if parent is not None else self.tracer
 
         has_metadata = isinstance(metadata, dict) and bool(metadata)
@@ -213,6 +240,18 @@ class RunRecorder:
         state = _Run(span, tracer, markers)
         runs[run_id] = state
         return state
+
+    def _parent_traced_globally(self, parent_run_id: Any) -> bool:
+        """True when global mode's recorder traces the parent to the tracer this recorder
+        would use. Then this run (and each of its descendants, whose parents this recorder
+        never knew) is left to it: a handler the app passes to an inner call of a run that
+        global mode already traces would otherwise record that call a second time, as a new
+        trace. Only reached for a run whose parent this recorder does not know."""
+        owner = _process_wide
+        if owner is None or owner is self:
+            return False
+        traced = owner._runs.get(parent_run_id)
+        return traced is not None and traced.tracer is self.tracer
 
     def _fail(self, run_id: Any, error: Any) -> None:
         state = self._runs.pop(run_id, None) if run_id is not None else None

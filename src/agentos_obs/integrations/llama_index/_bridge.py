@@ -51,20 +51,24 @@ import agentos_obs.integrations.llama_index._extract as ex
 from agentos_obs._internal.guard import report
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
 from agentos_obs.integrations._content import to_text
+from agentos_obs.integrations.llama_index._events import reaction_for
+from agentos_obs.integrations.llama_index._state import (
+    EMBEDDING_MODEL,
+    OPEN,
+    PARKED_CHILDREN,
+    PARKED_EVENT,
+    PARKED_WRAPPER,
+    SpanState,
+)
 from agentos_obs.tracing._spans import Span, SpanKind, SpanStatus
 from agentos_obs.tracing._tracer import Tracer, use_span
 
 if TYPE_CHECKING:
     from agentos_obs.pricing._usage import Usage
 
-__all__ = ["LlamaIndexBridge", "SpanState"]
+__all__ = ["LlamaIndexBridge"]
 
 _perf_ns = time.perf_counter_ns
-
-OPEN = 0
-PARKED_EVENT = 1
-PARKED_WRAPPER = 2
-PARKED_CHILDREN = 3
 
 FRAMEWORK_NAME = "llama_index"
 SWEPT = "agentos.swept"
@@ -78,45 +82,6 @@ _TAG_KEYS = {
     "session_id": attr.SESSION_ID,
 }
 _COUNTED_LIMIT = 64  # recent LLM responses whose usage was counted (dedupe window)
-
-
-class SpanState:
-    """What we remember about one LlamaIndex span until it ends (plain slots: cheap)."""
-
-    __slots__ = (
-        "finished",
-        "first_token_ns",
-        "kind",
-        "li_id",
-        "llm_call",
-        "mode",
-        "open_children",
-        "parent",
-        "provider",
-        "ref",
-        "response_seen",
-        "span",
-        "start_ns",
-        "tracer",
-    )
-
-    def __init__(
-        self, li_id: str, span: Span, tracer: Tracer, parent: SpanState | None, kind: SpanKind
-    ) -> None:
-        self.li_id = li_id
-        self.span = span
-        self.tracer = tracer
-        self.parent = parent
-        self.kind = kind
-        self.provider: str | None = None
-        self.start_ns = _perf_ns()
-        self.mode = OPEN
-        self.open_children = 0
-        self.llm_call = False  # an LLMChat/CompletionStartEvent was seen: an end event follows
-        self.response_seen = False
-        self.first_token_ns = 0
-        self.finished = False
-        self.ref: weakref.ref[Any] | None = None  # the parked stream, to notice it is dropped
 
 
 class LlamaIndexBridge:
@@ -440,8 +405,6 @@ class LlamaIndexBridge:
         method(state, event)
 
     def _resolve_event_method(self, cls: type) -> Callable[[SpanState, Any], None] | None:
-        from agentos_obs.integrations.llama_index._events import reaction_for
-
         method = reaction_for(self, cls)
         if len(self._event_methods) >= 1024:
             self._event_methods.clear()
@@ -473,8 +436,6 @@ class LlamaIndexBridge:
         )
 
 
-EMBEDDING_MODEL = "embedding.model_name"
-EMBEDDING_INPUT_COUNT = "embedding.input_count"
 _INPUT_KINDS = frozenset({SpanKind.TOOL, SpanKind.AGENT})
 _MISSING: Any = object()
 

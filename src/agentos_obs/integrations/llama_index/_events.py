@@ -4,33 +4,55 @@ Events are matched by class name along the class's MRO (so ``SparseEmbeddingStar
 reacts like ``EmbeddingStartEvent``) without importing the event modules. Events with no
 reaction (workflow events, SpanDropEvent, agent events LlamaIndex 0.14 never dispatches)
 cost one dictionary lookup.
+
+The bridge calls :func:`reaction_for`; a reaction calls back only the few bridge methods
+named by :class:`SpanEnds`, so this module never imports the bridge (no import cycle).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import agentos_obs.attributes as attr
 import agentos_obs.integrations.llama_index._extract as ex
 from agentos_obs.integrations._content import to_text
-from agentos_obs.integrations.llama_index._bridge import (
+from agentos_obs.integrations.llama_index._state import (
     EMBEDDING_INPUT_COUNT,
     EMBEDDING_MODEL,
     OPEN,
     PARKED_EVENT,
-    LlamaIndexBridge,
     SpanState,
 )
 from agentos_obs.tracing._spans import Span, SpanStatus
 
 if TYPE_CHECKING:
+    from agentos_obs.pricing._usage import Usage
     from agentos_obs.tracing._tracer import Tracer
 
-__all__ = ["reaction_for"]
+__all__ = ["SpanEnds", "reaction_for"]
 
-Reaction = Callable[[LlamaIndexBridge, SpanState, Any], None]
+
+class SpanEnds(Protocol):
+    """What a reaction needs from the bridge: ending a span, and the usage bookkeeping."""
+
+    def finish(
+        self,
+        state: SpanState,
+        *,
+        status: SpanStatus | None = None,
+        error: BaseException | None = None,
+    ) -> None: ...
+
+    def already_counted(self, response: object) -> bool: ...
+
+    def remember_counted(self, response: object) -> None: ...
+
+    def record_usage(self, state: SpanState, usage: Usage, model: str | None) -> None: ...
+
+
+Reaction = Callable[[SpanEnds, SpanState, Any], None]
 
 RERANK_MODEL = "rerank.model_name"
 RERANK_TOP_N = "rerank.top_n"
@@ -50,7 +72,7 @@ def _capture(tracer: Tracer, span: Span, key: str, value: Any) -> None:
 # -- LLM ------------------------------------------------------------------------------------
 
 
-def _llm_start(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _llm_start(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     state.llm_call = True
     span = state.span
     if attr.LLM_REQUEST_MODEL not in span.attributes:
@@ -70,7 +92,7 @@ def _llm_start(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
             _capture(state.tracer, span, attr.LLM_INVOCATION_PARAMS, params)
 
 
-def _llm_progress(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _llm_progress(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     if state.first_token_ns == 0:
         state.first_token_ns = now = _perf_ns()
         state.span.attributes[attr.LLM_TIME_TO_FIRST_TOKEN_MS] = (now - state.start_ns) / 1e6
@@ -86,7 +108,7 @@ def _descendant_has_usage(span: Span) -> bool:
     return False
 
 
-def _llm_end(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _llm_end(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     response = getattr(event, "response", None)
     state.response_seen = True
     span = state.span
@@ -96,7 +118,7 @@ def _llm_end(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
         bridge.finish(state)
 
 
-def _record_response(bridge: LlamaIndexBridge, state: SpanState, span: Span, response: Any) -> None:
+def _record_response(bridge: SpanEnds, state: SpanState, span: Span, response: Any) -> None:
     model = ex.response_model(response) or span.attributes.get(attr.LLM_REQUEST_MODEL)
     model = model if isinstance(model, str) else None
     reason = ex.finish_reason(response)
@@ -126,7 +148,7 @@ def _record_response(bridge: LlamaIndexBridge, state: SpanState, span: Span, res
     bridge.remember_counted(response)
 
 
-def _exception(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _exception(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     """Mid-stream errors arrive only as this event, after LlamaIndex closed the span."""
     if state.mode == OPEN:  # an open span: its span_drop carries the error
         return
@@ -140,25 +162,25 @@ def _exception(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
 # -- embeddings, retrieval, queries, rerank ---------------------------------------------------
 
 
-def _embedding_start(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _embedding_start(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     model = ex.model_from_payload(getattr(event, "model_dict", None))
     if model is not None:
         state.span.attributes[EMBEDDING_MODEL] = model
 
 
-def _embedding_end(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _embedding_end(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     chunks = getattr(event, "chunks", None)
     if isinstance(chunks, (list, tuple)):
         state.span.attributes[EMBEDDING_INPUT_COUNT] = len(chunks)
 
 
-def _retrieval_start(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _retrieval_start(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     if state.tracer.config.capture_content:
         query = ex.plain(getattr(event, "str_or_query_bundle", None))
         _capture(state.tracer, state.span, attr.RETRIEVAL_QUERY, query)
 
 
-def _retrieval_end(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _retrieval_end(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     nodes = getattr(event, "nodes", None)
     count, scores = ex.retrieval_summary(nodes)
     span = state.span
@@ -169,13 +191,13 @@ def _retrieval_end(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> No
         _capture(state.tracer, span, attr.RETRIEVAL_DOCUMENTS, ex.documents(nodes))
 
 
-def _query_start(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _query_start(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     if state.tracer.config.capture_content:
         query = ex.plain(getattr(event, "query", None))
         _capture(state.tracer, state.span, attr.INPUT_VALUE, query)
 
 
-def _query_end(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _query_end(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     if state.tracer.config.capture_content:
         _capture(
             state.tracer,
@@ -185,7 +207,7 @@ def _query_end(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
         )
 
 
-def _rerank_start(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _rerank_start(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     span = state.span
     model = getattr(event, "model_name", None)
     if isinstance(model, str) and model:
@@ -198,7 +220,7 @@ def _rerank_start(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> Non
         span.attributes[RERANK_INPUT_COUNT] = len(nodes)
 
 
-def _rerank_end(bridge: LlamaIndexBridge, state: SpanState, event: Any) -> None:
+def _rerank_end(bridge: SpanEnds, state: SpanState, event: Any) -> None:
     nodes = getattr(event, "nodes", None)
     if isinstance(nodes, (list, tuple)):
         state.span.attributes[RERANK_OUTPUT_COUNT] = len(nodes)
@@ -224,7 +246,7 @@ _REACTIONS: dict[str, Reaction] = {
 }
 
 
-def reaction_for(bridge: LlamaIndexBridge, cls: type) -> Callable[[SpanState, Any], None] | None:
+def reaction_for(bridge: SpanEnds, cls: type) -> Callable[[SpanState, Any], None] | None:
     """The reaction to events of ``cls`` bound to ``bridge``, or None to ignore them."""
     for klass in cls.__mro__:
         reaction = _REACTIONS.get(klass.__name__)

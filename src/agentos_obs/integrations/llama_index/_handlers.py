@@ -22,8 +22,9 @@ after the tool), parented by LlamaIndex's own span ids. A root LlamaIndex span s
 trace, or nests under the AgentOS span active in the caller's context. Kinds come from the
 object whose method is traced: LLMs -> LLM, embeddings -> EMBEDDING, retrievers ->
 RETRIEVAL, tools -> TOOL, agent and workflow runs -> AGENT, memory -> MEMORY, the rest ->
-CHAIN. Tokens and cost sit on the span of the real provider call only (see
-``_llama_index_bridge`` for the rule); streaming spans stay open until their stream ends.
+CHAIN. Tokens and cost sit on the span of the real provider call only (see the usage rule
+in :mod:`agentos_obs.integrations.llama_index._bridge`); streaming spans stay open until
+their stream ends.
 
 Threads: LlamaIndex finds parents through a contextvar, so work submitted to a thread pool
 keeps its parent only when run in a copied context (``copy_context().run``, or LlamaIndex's
