@@ -18,7 +18,7 @@ from agentos_obs.errors import ConfigurationError
 from agentos_obs.logs import StructuredLogger
 from agentos_obs.metrics._registry import MetricsRegistry
 from agentos_obs.metrics._span_metrics import SpanMetricsProcessor
-from agentos_obs.pricing._catalog import PriceCatalog, default_catalog
+from agentos_obs.pricing._catalog import PriceCatalog
 from agentos_obs.tracing._tracer import Tracer, TracerConfig
 
 __all__ = [
@@ -190,8 +190,6 @@ def configure(
     tracer.config = new_config
     if new_pricing is not None:
         tracer.pricing = new_pricing
-    elif tracer._pricing is None:
-        tracer.pricing = default_catalog()
     for exporter in exporters:
         tracer.add_exporter(exporter)
     for budget in budgets:
