@@ -91,6 +91,8 @@ def test_attribute_values_are_made_json_safe(
 def test_cycles_and_deep_nesting_do_not_break_the_seal(tracer: Tracer) -> None:
     cyclic: dict[str, object] = {"name": "a"}
     cyclic["self"] = cyclic
+    cyclic_list: list[object] = [1]
+    cyclic_list.append(cyclic_list)
     deep: list[object] = []
     node = deep
     for _ in range(200):
@@ -99,10 +101,12 @@ def test_cycles_and_deep_nesting_do_not_break_the_seal(tracer: Tracer) -> None:
         node = child
     with tracer.start_span("x") as span:
         span.set_attribute("cyclic", cyclic)
+        span.set_attribute("cyclic_list", cyclic_list)
         span.set_attribute("deep", deep)
     record = span.record
     assert record is not None
     assert "<circular>" in str(record.attributes["cyclic"])
+    assert record.attributes["cyclic_list"] == '[1,"<circular>"]'
     assert "<too deep>" in str(record.attributes["deep"])
 
 

@@ -18,6 +18,7 @@ __all__ = ["EMPTY", "AttributeValue", "clean_text", "sanitize_attributes", "sani
 
 AttributeValue = str | bool | int | float | tuple[str, ...] | tuple[int, ...] | tuple[float, ...]
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+_SCALARS = frozenset({str, bool, int, float})
 
 
 def clean_text(value: Any) -> str:
@@ -44,18 +45,15 @@ def sanitize_value(key: str, value: Any) -> AttributeValue | None:
     if isinstance(value, Enum):
         return sanitize_value(key, value.value)
     if isinstance(value, (list, tuple)):
-        items = [sanitize_value(key, v) for v in value]
-        if not items:
+        if not value:
             return ()
-        kinds = {type(i) for i in items}
-        if kinds == {str}:
-            return tuple(items)  # type: ignore[return-value]
-        if kinds == {bool}:
-            return tuple(items)  # type: ignore[return-value]
-        if kinds == {int}:
-            return tuple(items)  # type: ignore[return-value]
-        if kinds <= {int, float}:
-            return tuple(float(i) for i in items)  # type: ignore[arg-type]
+        if all(type(v) in _SCALARS for v in value):  # nested containers go to JSON below
+            items = [sanitize_value(key, v) for v in value]
+            kinds = {type(i) for i in items}
+            if len(kinds) == 1 and kinds != {type(None)}:
+                return tuple(items)  # type: ignore[return-value]
+            if kinds <= {int, float}:
+                return tuple(float(i) for i in items)  # type: ignore[arg-type]
     if isinstance(value, bool):  # subclasses of the scalar types (not Enum, handled above)
         return bool(value)
     if isinstance(value, int):
