@@ -40,7 +40,7 @@ from agentos_obs._internal.guard import report
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.store._queries import TimeArg
 from agentos_obs.store._schema import SCHEMA_VERSION, apply_migrations, read_version
-from agentos_obs.tracing._spans import SpanStatus, Trace
+from agentos_obs.tracing import SpanStatus, TraceRecord
 
 __all__ = ["SQLiteStore", "default_db_path"]
 
@@ -139,7 +139,7 @@ class SQLiteStore:
         self.written_traces = 0
         self.written_spans = 0
         self._read_conn = self._open_readonly() if self.readonly else self._open_and_migrate()
-        self._worker: BatchWorker[Trace] | None = None
+        self._worker: BatchWorker[TraceRecord] | None = None
         if not self.readonly:
             self._worker = BatchWorker(
                 "store",
@@ -256,20 +256,29 @@ class SQLiteStore:
             return fn(self._reader(), *args, **kwargs)
 
     # -- writing ---------------------------------------------------------------------
-    def export(self, trace: Trace) -> None:
-        """Queue a finished trace for writing (the tracer calls this; never blocks)."""
+    def export(self, trace: TraceRecord) -> None:
+        """Queue a finished trace's record for writing (the tracer calls this; never blocks).
+
+        A live :class:`~agentos_obs.tracing.Trace` that has ended is accepted too (its
+        ``record`` is queued).
+        """
         if self._worker is None:
             raise ConfigurationError(f"the span store {self.path} was opened read-only")
+        if not isinstance(trace, TraceRecord):
+            record = getattr(trace, "record", None)
+            if not isinstance(record, TraceRecord):
+                raise TypeError(f"SQLiteStore.export() takes a finished trace, got {trace!r}")
+            trace = record
         self._worker.put(trace)
 
     __call__ = export
 
-    def _write_batch(self, traces: list[Trace]) -> None:
+    def _write_batch(self, traces: list[TraceRecord]) -> None:
         trace_rows: list[tuple[Any, ...]] = []
         span_rows: list[tuple[Any, ...]] = []
         for trace in traces:
             trace_rows.append(rows.trace_row(trace))
-            span_rows.extend(rows.span_row(span) for span in list(trace.spans))
+            span_rows.extend(rows.span_row(record) for record in trace.spans)
         if self._write_conn is None:
             self._write_conn = self._connect()
         conn = self._write_conn
@@ -391,7 +400,8 @@ class SQLiteStore:
         Each row: ``trace_id``, ``name``, ``service_name``, ``start_time``/``end_time``
         (epoch ns), ``duration_ms``, ``status``, ``root_span_id``, ``root_kind``,
         ``remote_parent_id``, ``user_id``, ``session_id``, ``span_count``, ``error_count``,
-        ``llm_calls``, ``unpriced_llm_calls``, ``cost_usd``, ``input_tokens``,
+        ``llm_calls`` (every call, a failed one too), ``unpriced_llm_calls``,
+        ``no_usage_llm_calls``, ``estimated_llm_calls``, ``cost_usd``, ``input_tokens``,
         ``output_tokens``, ``cache_read_tokens``, ``cache_write_tokens``,
         ``reasoning_tokens``, ``total_tokens``, ``attributes`` (dict), ``models`` and
         ``agents`` (sorted lists of names).
@@ -451,7 +461,8 @@ class SQLiteStore:
         another service), ``name``, ``kind``, ``status``, ``start_time``, ``end_time``,
         ``duration_ms``, ``latency_ms``, ``model_name``, ``provider``, the token counts,
         ``total_tokens``, ``cost_usd`` (None: unknown price), ``counts_usage`` (this span's
-        usage counts towards totals), ``llm_call``, ``agent_name`` (enclosing agent),
+        usage counts towards totals), ``llm_call``, ``cost_status`` (``priced``,
+        ``unpriced``, ``no_usage``, ``estimated``; None when not a call), ``agent_name``,
         ``attributes`` (dict) and ``events`` (list of ``{name, timestamp, attributes}``).
         """
         return self._query(queries.get_trace, trace_id)
@@ -463,8 +474,10 @@ class SQLiteStore:
 
         Each row: ``key`` (None for spans with no model / agent / user), ``cost_usd``,
         ``input_tokens``, ``output_tokens``, ``cache_read_tokens``, ``cache_write_tokens``,
-        ``reasoning_tokens``, ``total_tokens``, ``llm_calls`` (calls with usage),
-        ``unpriced_llm_calls``, ``traces``, ``runs``, ``errors``, ``error_rate`` and
+        ``reasoning_tokens``, ``total_tokens``, ``llm_calls`` (every call, failed ones
+        too), ``unpriced_llm_calls``, ``no_usage_llm_calls`` (calls that reported no usage:
+        their cost is unknown), ``estimated_llm_calls``, ``traces``, ``runs``, ``errors``,
+        ``error_rate`` and
         ``latency_avg_ms``/``latency_max_ms``/``latency_p50_ms``/``latency_p95_ms``/
         ``latency_p99_ms`` (nearest-rank) over the runs. A run is an LLM call (including
         failed ones) for ``model``, an agent span for ``agent``, a trace for ``user`` and
@@ -477,7 +490,8 @@ class SQLiteStore:
         """Headline numbers over the traces started in the window.
 
         ``trace_count``, ``span_count``, ``error_count``, ``error_rate`` (traces ending in
-        error or timeout), ``llm_calls``, ``unpriced_llm_calls``, ``total_cost_usd``, the
+        error or timeout), ``llm_calls``, ``unpriced_llm_calls``, ``no_usage_llm_calls``,
+        ``estimated_llm_calls``, ``total_cost_usd``, the
         token totals, ``total_tokens``, ``users``, ``sessions``, ``first_start_time``,
         ``last_start_time`` and trace latency ``latency_avg_ms``/``_max_ms``/``_p50_ms``/
         ``_p95_ms``/``_p99_ms``.
@@ -489,8 +503,10 @@ class SQLiteStore:
 
         Each row: ``trace_id``, ``span_id``, ``start_time``, ``model_name``, ``provider``,
         ``input_tokens`` (includes cache tokens), ``output_tokens``, ``cache_read_tokens``,
-        ``cache_write_tokens``, ``reasoning_tokens``, ``cost_usd``, ``agent_name``,
-        ``user_id``, ``session_id``.
+        ``cache_write_tokens``, ``reasoning_tokens``, ``cost_usd``, ``cost_status``
+        (``priced``, ``unpriced`` or ``estimated``), ``agent_name``, ``user_id``,
+        ``session_id``. Calls that reported no usage have nothing to re-price and are not
+        rows here; :meth:`summary` and :meth:`aggregate` count them.
         """
         return self._query(queries.usage_rows, since, until)
 
