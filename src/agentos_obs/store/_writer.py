@@ -14,6 +14,9 @@ Durability and sharing:
 * A forked child (pre-fork servers) gets its own connection and writer thread.
 * A locked, read-only or failing database never reaches the app: the batch is counted as
   dropped and the failure logged once.
+* A batch never fails for one bad trace: when SQLite rejects a value, the batch is written
+  again trace by trace and only the rejected trace is dropped, counted and its cause
+  logged once.
 
 Reading: :meth:`SQLiteStore.list_traces`, :meth:`~SQLiteStore.get_trace`,
 :meth:`~SQLiteStore.aggregate`, :meth:`~SQLiteStore.summary`, :meth:`~SQLiteStore.usage_rows`.
@@ -23,6 +26,7 @@ still queued. ``SQLiteStore.open_readonly(path)`` opens a file for reading only 
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import sys
@@ -36,7 +40,7 @@ from typing import Any, TypeVar
 import agentos_obs.store._queries as queries
 import agentos_obs.store._rows as rows
 from agentos_obs._internal.batching import BatchWorker
-from agentos_obs._internal.guard import report
+from agentos_obs._internal.guard import dropped_counts, report
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.store._queries import TimeArg
 from agentos_obs.store._schema import SCHEMA_VERSION, apply_migrations, read_version
@@ -48,6 +52,8 @@ _APP_DIR = "agentos-obs"
 _DB_NAME = "traces.db"
 
 R = TypeVar("R")
+
+logger = logging.getLogger("agentos_obs")
 
 # Connections inherited through fork() must not be closed by the child (SQLite's docs: a
 # connection never crosses a fork); they are parked here instead of being garbage collected.
@@ -78,6 +84,57 @@ def default_db_path() -> Path:
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+# One trace ready to write: its id, its traces row, its spans rows.
+_Prepared = tuple[str, tuple[Any, ...], list[tuple[Any, ...]]]
+
+
+def _commit(conn: sqlite3.Connection, prepared: list[_Prepared]) -> dict[int, BaseException]:
+    """Write ``prepared`` in one transaction; return the traces SQLite rejected, by index.
+
+    The common case is one ``executemany`` per table. When a value is rejected (an integer
+    beyond int64, text that is not UTF-8, a constraint), that attempt is rolled back and the
+    traces are written again one by one under savepoints, still in one transaction: only
+    those SQLite rejects are left out. An OperationalError (a lock, a full disk, a read-only
+    file, I/O) is about the database, not the data: it is raised, and the batch is lost.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        try:
+            conn.executemany(rows.UPSERT_TRACE, [item[1] for item in prepared])
+            conn.executemany(rows.UPSERT_SPAN, [row for item in prepared for row in item[2]])
+            rejected: dict[int, BaseException] = {}
+        except sqlite3.OperationalError:
+            raise
+        except Exception:
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            rejected = _commit_one_by_one(conn, prepared)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return rejected
+
+
+def _commit_one_by_one(
+    conn: sqlite3.Connection, prepared: list[_Prepared]
+) -> dict[int, BaseException]:
+    rejected: dict[int, BaseException] = {}
+    for index, (_, trace_row, span_rows) in enumerate(prepared):
+        conn.execute("SAVEPOINT one_trace")
+        try:
+            conn.execute(rows.UPSERT_TRACE, trace_row)
+            conn.executemany(rows.UPSERT_SPAN, span_rows)
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:
+            conn.execute("ROLLBACK TO one_trace")
+            rejected[index] = exc
+        conn.execute("RELEASE one_trace")
+    return rejected
 
 
 class SQLiteStore:
@@ -138,6 +195,7 @@ class SQLiteStore:
         self._write_conn: sqlite3.Connection | None = None
         self.written_traces = 0
         self.written_spans = 0
+        self._logged: set[str] = set()
         self._read_conn = self._open_readonly() if self.readonly else self._open_and_migrate()
         self._worker: BatchWorker[TraceRecord] | None = None
         if not self.readonly:
@@ -274,41 +332,72 @@ class SQLiteStore:
     __call__ = export
 
     def _write_batch(self, traces: list[TraceRecord]) -> None:
-        trace_rows: list[tuple[Any, ...]] = []
-        span_rows: list[tuple[Any, ...]] = []
-        for trace in traces:
-            trace_rows.append(rows.trace_row(trace))
-            span_rows.extend(rows.span_row(record) for record in trace.spans)
+        prepared = self._prepare(traces)
+        if not prepared:
+            return
         if self._write_conn is None:
             self._write_conn = self._connect()
         conn = self._write_conn
-        for attempt in (1, 2):
-            try:
-                self._commit(conn, trace_rows, span_rows)
-                break
-            except sqlite3.OperationalError as exc:
-                # Another process held the lock for longer than busy_timeout_s: one retry.
-                if attempt == 2 or not _is_busy(exc):
-                    raise
-        self.written_traces += len(trace_rows)
-        self.written_spans += len(span_rows)
+        rejected = self._commit_retrying(conn, prepared)
+        spans = 0
+        for index, (trace_id, _, span_rows) in enumerate(prepared):
+            error = rejected.get(index)
+            if error is None:
+                spans += len(span_rows)
+            else:
+                self._reject(trace_id, error)
+        self.written_traces += len(prepared) - len(rejected)
+        self.written_spans += spans
         self._maybe_apply_retention(conn)
 
+    def _prepare(self, traces: list[TraceRecord]) -> list[_Prepared]:
+        prepared: list[_Prepared] = []
+        for trace in traces:
+            try:
+                trace_row = rows.trace_row(trace)
+                span_rows = [rows.span_row(record) for record in trace.spans]
+            except Exception as exc:  # a bug: strict mode re-raises it (the batch is lost)
+                report("store", exc)
+                self._lose(1, f"rows of trace {trace.trace_id} not built: {type(exc).__name__}")
+                continue
+            prepared.append((trace.trace_id, trace_row, span_rows))
+        return prepared
+
     @staticmethod
-    def _commit(
-        conn: sqlite3.Connection,
-        trace_rows: list[tuple[Any, ...]],
-        span_rows: list[tuple[Any, ...]],
-    ) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+    def _commit_retrying(
+        conn: sqlite3.Connection, prepared: list[_Prepared]
+    ) -> dict[int, BaseException]:
         try:
-            conn.executemany(rows.UPSERT_TRACE, trace_rows)
-            conn.executemany(rows.UPSERT_SPAN, span_rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            return _commit(conn, prepared)
+        except sqlite3.OperationalError as exc:
+            # Another process held the lock for longer than busy_timeout_s: one retry.
+            if not _is_busy(exc):
+                raise
+        return _commit(conn, prepared)
+
+    def _lose(self, count: int, reason: str) -> None:
+        if count and self._worker is not None:
+            self._worker.record_loss(count, reason)
+
+    def _reject(self, trace_id: str, error: BaseException) -> None:
+        """Count one trace SQLite would not take; log the first of each kind of cause."""
+        cause = f"{type(error).__name__}: {error}"
+        key = f"rejected:{type(error).__qualname__}"
+        if "store" not in dropped_counts():  # the first drop is logged with its reason
+            self._logged.add(key)
+        self._lose(1, f"trace {trace_id} rejected by SQLite ({cause})")
+        self._log_once(
+            key,
+            "agentos_obs: store dropped trace %s, rejected by SQLite (%s); the rest of its "
+            "batch was written; further rejections of this kind are counted, not logged",
+            trace_id,
+            cause,
+        )
+
+    def _log_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.warning(message, *args)
 
     def _maybe_apply_retention(self, conn: sqlite3.Connection) -> None:
         if self._max_age_days is None and self._max_bytes is None:
