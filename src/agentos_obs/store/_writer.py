@@ -17,6 +17,10 @@ Durability and sharing:
 * A batch never fails for one bad trace: when SQLite rejects a value, the batch is written
   again trace by trace and only the rejected trace is dropped, counted and its cause
   logged once.
+* The file deleted while the app runs (its data directory removed): the next batch sees
+  the path no longer names the file it writes to, makes a new one, says so once in the
+  log and counts it in ``stats()["recreated"]``; a batch written while the file went away
+  is written again into the new one.
 
 Reading: :meth:`SQLiteStore.list_traces`, :meth:`~SQLiteStore.get_trace`,
 :meth:`~SQLiteStore.aggregate`, :meth:`~SQLiteStore.summary`, :meth:`~SQLiteStore.usage_rows`.
@@ -195,8 +199,10 @@ class SQLiteStore:
         self._write_conn: sqlite3.Connection | None = None
         self.written_traces = 0
         self.written_spans = 0
+        self.recreated = 0  # times the file was deleted under the writer and made again
         self._logged: set[str] = set()
         self._read_conn = self._open_readonly() if self.readonly else self._open_and_migrate()
+        self._write_identity = self._file_identity()
         self._worker: BatchWorker[TraceRecord] | None = None
         if not self.readonly:
             self._worker = BatchWorker(
@@ -335,10 +341,29 @@ class SQLiteStore:
         prepared = self._prepare(traces)
         if not prepared:
             return
-        if self._write_conn is None:
-            self._write_conn = self._connect()
-        conn = self._write_conn
-        rejected = self._commit_retrying(conn, prepared)
+        rejected: dict[int, BaseException] = {}
+        for attempt in (1, 2):
+            try:
+                conn = self._writer()
+            except ConfigurationError as exc:
+                # The file was deleted and cannot be made again (directory not writable…).
+                self._lose(len(prepared), f"span store file missing and not recreated: {exc}")
+                report("store", exc, reraise_in_strict=False)
+                return
+            try:
+                rejected = self._commit_retrying(conn, prepared)
+            except sqlite3.OperationalError:
+                if attempt == 2 or self._file_identity() == self._write_identity:
+                    raise
+                continue  # the file went away under the write: again, into a new one
+            if self._file_identity() == self._write_identity:
+                break
+            # The file was deleted (or replaced) while this batch went into it: what was
+            # just committed went with it. Write the batch again, into the new file.
+            if attempt == 2:
+                lost = len(prepared) - len(rejected)
+                self._lose(lost, "span store file deleted while being written, twice")
+                return
         spans = 0
         for index, (trace_id, _, span_rows) in enumerate(prepared):
             error = rejected.get(index)
@@ -399,6 +424,49 @@ class SQLiteStore:
             self._logged.add(key)
             logger.warning(message, *args)
 
+    # -- the file under the writer ---------------------------------------------------
+    def _file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file at ``path`` now; None when there is none."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino)
+
+    def _writer(self) -> sqlite3.Connection:
+        """The write connection, to the file at ``path`` now.
+
+        SQLite goes on writing into a file that was deleted (its data directory removed
+        while the app runs), and every trace would be lost without a sign. So each batch
+        checks, with one stat(), that the path still names the file written to, and opens
+        a new file (created and migrated) when it does not.
+        """
+        identity = self._file_identity()
+        conn = self._write_conn
+        if identity is not None and identity == self._write_identity:
+            if conn is None:
+                conn = self._write_conn = self._connect()
+            return conn
+        self._log_once(
+            "file-lost",
+            "agentos_obs: the span store %s was deleted or replaced while in use; writing "
+            "to a new file at that path (what the old one held is gone); further "
+            "occurrences are counted in SQLiteStore.stats()['recreated'], not logged",
+            self.path,
+        )
+        if conn is not None:
+            self._write_conn = None
+            conn.close()
+        with self._read_lock:  # queries follow the writer to the new file
+            if self._read_conn is not None:
+                self._read_conn.close()
+                self._read_conn = None
+        conn = self._open_and_migrate()
+        self._write_conn = conn
+        self._write_identity = self._file_identity()
+        self.recreated += 1
+        return conn
+
     def _maybe_apply_retention(self, conn: sqlite3.Connection) -> None:
         if self._max_age_days is None and self._max_bytes is None:
             return
@@ -443,13 +511,15 @@ class SQLiteStore:
         self.close()
 
     def stats(self) -> dict[str, int]:
-        """Counters of this store: traces queued, written, dropped; spans written."""
+        """Counters of this store: traces queued, written, dropped; spans written; times
+        the file was deleted while in use and made again (``recreated``)."""
         worker = self._worker
         return {
             "queued": worker.pending if worker is not None else 0,
             "written_traces": self.written_traces,
             "written_spans": self.written_spans,
             "dropped_traces": worker.dropped if worker is not None else 0,
+            "recreated": self.recreated,
         }
 
     @property
