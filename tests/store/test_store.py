@@ -21,7 +21,7 @@ import agentos_obs.store._schema as _store_schema
 import agentos_obs.store._writer as store_module
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.store import SQLiteStore, default_db_path
-from agentos_obs.tracing import Span, SpanKind, SpanStatus, Trace, Tracer
+from agentos_obs.tracing import Span, SpanKind, SpanRecord, SpanStatus, Tracer, TraceRecord
 
 NS = 1_000_000_000
 BASE = 1_700_000_000 * NS  # 2023-11-14T22:13:20Z
@@ -48,10 +48,44 @@ def store(tmp_path: Path) -> Any:
     db.close()
 
 
-def collect(tracer: Tracer) -> list[Trace]:
-    traces: list[Trace] = []
+def collect(tracer: Tracer) -> list[TraceRecord]:
+    traces: list[TraceRecord] = []
     tracer.add_exporter(traces.append)
     return traces
+
+
+def respan(record: SpanRecord, **changes: Any) -> SpanRecord:
+    """``record`` with some fields changed, through the public constructor."""
+    fields = {
+        name: getattr(record, name)
+        for name in (
+            "span_id", "trace_id", "parent_id", "name", "kind", "status", "start_time",
+            "end_time", "duration_ms", "attributes", "events", "llm_call", "usage", "cost_usd",
+            "cost_status", "model", "provider", "user_id", "session_id", "agent",
+        )
+    }  # fmt: skip
+    fields.update(changes)
+    return SpanRecord(**fields, sanitized="attributes" not in changes)
+
+
+def retrace(trace: TraceRecord, **changes: Any) -> TraceRecord:
+    """``trace`` rebuilt from its records, its times taken from its spans (tests pin span
+    times; the trace's own clock is the wall clock), with some fields changed."""
+    root = trace.root_span
+    fields: dict[str, Any] = {
+        "trace_id": trace.trace_id,
+        "spans": trace.spans,
+        "name": trace.name,
+        "service_name": trace.service_name,
+        "attributes": trace.attributes,
+        "root_span_id": root.span_id if root is not None else None,
+        "status": trace.status,
+        "user_id": trace.user_id,
+        "session_id": trace.session_id,
+        "remote_parent_id": trace.remote_parent_id,
+    }
+    fields.update(changes)
+    return TraceRecord(**fields, sanitized=True)
 
 
 def timed(tracer: Tracer, name: str, kind: SpanKind, start: int, ms: float, **kw: Any) -> Span:
@@ -74,8 +108,8 @@ def llm_trace(
     user: str | None = None,
     agent: str | None = None,
     status: SpanStatus | None = None,
-) -> Trace:
-    """One trace: [agent >] llm, with exact times. Returns the finished trace."""
+) -> TraceRecord:
+    """One trace: [agent >] llm, with exact times. Returns the finished trace's record."""
     traces = collect(tracer)
     attributes = {"user.id": user} if user else None
     root = None
@@ -90,8 +124,7 @@ def llm_trace(
         tracer.end_span(root, end_time=start + int(ms * 1e6) + 1000, status=status)
     tracer.remove_exporter(traces.append)
     (trace,) = traces
-    trace.start_time = start  # the trace's own clock: pin it for time filters
-    return trace
+    return retrace(trace)  # the spans' clock, pinned for time filters
 
 
 def nearest_rank(values: list[float], p: int) -> float:
@@ -171,9 +204,8 @@ def test_get_trace_accepts_a_unique_prefix_only(tracer: Tracer, store: SQLiteSto
     assert store.get_trace("") is None
     # An ambiguous prefix matches nothing rather than an arbitrary trace.
     twin = llm_trace(tracer)
-    twin.trace_id = first.trace_id[:8] + "0" * 24
-    for span in twin.spans:
-        span.trace_id = twin.trace_id
+    twin_id = first.trace_id[:8] + "0" * 24
+    twin = retrace(twin, trace_id=twin_id, spans=[respan(s, trace_id=twin_id) for s in twin.spans])
     store.export(twin)
     store.flush()
     assert store.get_trace(first.trace_id[:8]) is None
@@ -184,21 +216,25 @@ def test_odd_attribute_values_are_stored_not_lost(tracer: Tracer, store: SQLiteS
         def __str__(self) -> str:
             return "opaque!"
 
-    cyclic: list[Any] = []
-    cyclic.append(cyclic)
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
     with tracer.start_span("odd", SpanKind.CHAIN) as span:
         span.set_attributes({"obj": Opaque(), "set": {1}, "nan": float("nan"), "big": 2**70})
         span.add_event("weird", {"cycle": cyclic})
         span.attributes[(1, 2)] = "tuple key"  # type: ignore[index]
-    (trace,) = [span.trace]
-    store.export(trace)  # type: ignore[arg-type]
+    store.export(span.trace)  # type: ignore[arg-type]  # a live, ended trace: its record
     assert store.flush()
     stored = store.get_trace(span.trace_id)
     assert stored is not None
+    record = span.record
+    assert record is not None
     attributes = stored["spans"][0]["attributes"]
-    assert attributes["obj"] == "opaque!" and attributes["big"] == 2**70
-    assert attributes["(1, 2)"] == "tuple key"
-    assert stored["spans"][0]["events"]  # the event survived as text
+    # What the seal made of them, exactly: text for the object, int64 overflow and NaN.
+    assert attributes == record.to_dict()["attributes"]
+    assert attributes["big"] == str(2**70) and attributes["nan"] == "NaN"
+    assert "Opaque" in attributes["obj"] and attributes["(1, 2)"] == "tuple key"
+    (event,) = stored["spans"][0]["events"]
+    assert event == record.events[0].to_dict()  # the cycle survived as text
 
 
 def test_tracer_exports_reach_the_store_from_threads_and_tasks(
@@ -421,7 +457,7 @@ def test_usage_is_counted_once_when_an_outer_span_repeats_it(
     assert model["llm_calls"] == 1 and model["runs"] == 1 and model["input_tokens"] == 100
 
 
-def test_a_failed_llm_call_without_usage_is_a_run_and_an_error(
+def test_a_failed_llm_call_without_usage_is_a_call_a_run_and_an_error(
     tracer: Tracer, store: SQLiteStore
 ) -> None:
     tracer.add_exporter(store)
@@ -431,7 +467,12 @@ def test_a_failed_llm_call_without_usage_is_a_run_and_an_error(
     store.flush()
     (model,) = store.aggregate("model")
     assert model["key"] == "gpt-4o"
-    assert (model["runs"], model["errors"], model["llm_calls"]) == (1, 1, 0)
+    assert (model["runs"], model["errors"], model["llm_calls"]) == (1, 1, 1)
+    assert model["no_usage_llm_calls"] == 1 and model["unpriced_llm_calls"] == 0
+    assert model["cost_usd"] == 0.0 and model["input_tokens"] == 0
+    (row,) = store.list_traces()
+    assert (row["llm_calls"], row["no_usage_llm_calls"]) == (1, 1)
+    assert store.usage_rows() == []  # nothing to re-price
 
 
 def test_caller_measured_latency_is_used_for_llm_percentiles(
@@ -517,8 +558,7 @@ def test_parts_of_one_distributed_trace_merge(tracer: Tracer, store: SQLiteStore
     other.record_usage(child, model="gpt-4o", input_tokens=1000, output_tokens=0)
     other.end_span(child, end_time=span.start_time + 10**6)
     other.end_span(span, end_time=BASE + 900 * 1_000_000, status=SpanStatus.ERROR)
-    (back,) = traces
-    back.start_time = span.start_time
+    back = retrace(traces[0])
     store.export(back)  # the remote part arrives first
     store.export(front)
     store.flush()
@@ -565,8 +605,9 @@ def test_retention_by_size_keeps_the_newest_traces_under_the_limit(
 ) -> None:
     for i in range(400):
         trace = llm_trace(tracer, start=BASE + i * NS, agent="a")
-        trace.spans[0].attributes["payload"] = "x" * 2000
-        store.export(trace)
+        first = trace.spans[0]
+        padded = respan(first, attributes={**first.attributes, "payload": "x" * 2000})
+        store.export(retrace(trace, spans=[padded, *trace.spans[1:]]))
     store.flush()
     before = store.retention()["size_bytes"]
     assert before > 800_000
@@ -601,21 +642,25 @@ def test_schema_version_is_recorded_and_migrations_apply_once(tmp_path: Path) ->
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"traces_by_start", "spans_by_model", "spans_usage_by_start"} <= indexes
     # A later migration adds to the schema; running the set again changes nothing.
-    v2 = _store_schema.Migration(2, "test column", "ALTER TABLE traces ADD COLUMN note TEXT;")
-    migrations = (*_store_schema.MIGRATIONS, v2)
-    assert _store_schema.apply_migrations(conn, migrations) == 2
-    assert _store_schema.apply_migrations(conn, migrations) == 2
-    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1, 2]
+    current = _store_schema.SCHEMA_VERSION
+    later = _store_schema.Migration(
+        current + 1, "test column", "ALTER TABLE traces ADD COLUMN note TEXT;"
+    )
+    migrations = (*_store_schema.MIGRATIONS, later)
+    assert _store_schema.apply_migrations(conn, migrations) == current + 1
+    assert _store_schema.apply_migrations(conn, migrations) == current + 1
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == list(range(1, current + 2))
     assert "note" in {r[1] for r in conn.execute("PRAGMA table_info(traces)")}
     # A failing migration leaves the database as it was.
-    bad = _store_schema.Migration(3, "broken", "ALTER TABLE nowhere ADD COLUMN x;")
+    bad = _store_schema.Migration(current + 2, "broken", "ALTER TABLE nowhere ADD COLUMN x;")
     with pytest.raises(sqlite3.OperationalError):
         _store_schema.apply_migrations(conn, (*migrations, bad))
-    assert _store_schema.read_version(conn) == 2
+    assert _store_schema.read_version(conn) == current + 1
     with pytest.raises(ValueError):
-        _store_schema.apply_migrations(conn, (v2,))
+        _store_schema.apply_migrations(conn, (later,))
     conn.close()
-    # This code does not understand version 2: it refuses instead of misreading.
+    # This code does not understand that version: it refuses instead of misreading.
     with pytest.raises(ConfigurationError, match="newer"):
         SQLiteStore(path)
     with pytest.raises(ConfigurationError, match="newer"):

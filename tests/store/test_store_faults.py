@@ -22,11 +22,11 @@ import pytest
 import agentos_obs._internal.guard as _guard
 import agentos_obs.store._rows as _store_rows
 from agentos_obs.store import SQLiteStore
-from agentos_obs.tracing import SpanKind, Trace, Tracer
+from agentos_obs.tracing import SpanKind, Tracer, TraceRecord
 
 
-def make_traces(tracer: Tracer, count: int, prefix: str) -> list[Trace]:
-    traces: list[Trace] = []
+def make_traces(tracer: Tracer, count: int, prefix: str) -> list[TraceRecord]:
+    traces: list[TraceRecord] = []
     tracer.add_exporter(traces.append)
     for i in range(count):
         with tracer.start_span(f"{prefix}-{i}", SpanKind.AGENT):
@@ -90,6 +90,7 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path: Path) -> Non
         assert _guard.dropped_counts()["store"] == 7
         assert store.stats() == {
             "queued": 5, "written_traces": 0, "written_spans": 0, "dropped_traces": 7,
+            "recreated": 0,
         }  # fmt: skip
         assert store.flush()
         assert names(store) == {f"job-{i}" for i in range(5)}

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from agentos_obs.tracing._spans import SpanStatus
+from agentos_obs.tracing import SpanStatus
 
 __all__ = [
     "AGGREGATE_KEYS",
@@ -55,8 +55,8 @@ _NS_THRESHOLD = 1e15  # a number this large is epoch nanoseconds, not seconds
 _TRACE_COLUMNS = (
     "trace_id, name, service_name, start_time, end_time, duration_ms, status, root_span_id, "
     "root_kind, remote_parent_id, user_id, session_id, span_count, error_count, llm_calls, "
-    "unpriced_llm_calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
-    "reasoning_tokens, cost_usd, attributes"
+    "unpriced_llm_calls, no_usage_llm_calls, estimated_llm_calls, input_tokens, output_tokens, "
+    "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, attributes"
 )
 _MODELS_SQL = (
     "(SELECT json_group_array(DISTINCT s.model_name) FROM spans s "
@@ -263,7 +263,7 @@ def get_trace(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
         "SELECT span_id, parent_id, trace_id, name, kind, status, start_time, end_time, "
         "duration_ms, latency_ms, model_name, provider, input_tokens, output_tokens, "
         "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, counts_usage, "
-        "llm_call, agent_name, attributes, events "
+        "llm_call, cost_status, agent_name, attributes, events "
         "FROM spans WHERE trace_id = ? ORDER BY start_time, rowid",
         (trace_id,),
     ).fetchall()
@@ -288,35 +288,43 @@ _USAGE_SUMS = (
     "SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
     "SUM(reasoning_tokens) AS reasoning_tokens, COUNT(DISTINCT trace_id) AS traces"
 )
+# Over the calls (spans with llm_call = 1): every call counts, a failed one too; a call
+# without usage has no tokens and no cost, so tokens and cost sum over the same rows.
+_CALL_SUMS = (
+    "COUNT(*) AS llm_calls, SUM(cost_status = 'unpriced') AS unpriced, "
+    "SUM(cost_status = 'no_usage') AS no_usage, SUM(cost_status = 'estimated') AS estimated, "
+    f"TOTAL(cost_usd) AS cost_usd, {_USAGE_SUMS}"
+)
+# Over trace rows (their counters summed at write time).
+_TRACE_SUMS = (
+    "SUM(llm_calls) AS llm_calls, SUM(unpriced_llm_calls) AS unpriced, "
+    "SUM(no_usage_llm_calls) AS no_usage, SUM(estimated_llm_calls) AS estimated, "
+    f"TOTAL(cost_usd) AS cost_usd, {_USAGE_SUMS}"
+)
 _DAY_SQL = "date(start_time / 1000000000, 'unixepoch')"
 
-# by -> (usage sums SQL, latency units SQL, time column). Usage of model/agent comes from the
-# spans that count usage; of user/day from the trace rows (already summed at write time).
+# by -> (usage sums SQL, latency units SQL). Usage of model/agent comes from the calls'
+# rows; of user/day from the trace rows.
 _AGGREGATES: dict[str, tuple[str, str]] = {
     "model": (
-        f"SELECT model_name AS key, COUNT(*) AS llm_calls, SUM(cost_usd IS NULL) AS unpriced, "
-        f"TOTAL(cost_usd) AS cost_usd, {_USAGE_SUMS} FROM spans "
-        "WHERE counts_usage = 1{time} GROUP BY model_name",
+        f"SELECT model_name AS key, {_CALL_SUMS} FROM spans "
+        "WHERE llm_call = 1{time} GROUP BY model_name",
         "SELECT model_name AS key, latency_ms AS v, "
         f"status IN {_FAILED_SQL} AS failed FROM spans WHERE llm_call = 1{{time}}",
     ),
     "agent": (
-        f"SELECT agent_name AS key, COUNT(*) AS llm_calls, SUM(cost_usd IS NULL) AS unpriced, "
-        f"TOTAL(cost_usd) AS cost_usd, {_USAGE_SUMS} FROM spans "
-        "WHERE counts_usage = 1{time} GROUP BY agent_name",
+        f"SELECT agent_name AS key, {_CALL_SUMS} FROM spans "
+        "WHERE llm_call = 1{time} GROUP BY agent_name",
         "SELECT agent_name AS key, duration_ms AS v, "
         f"status IN {_FAILED_SQL} AS failed FROM spans WHERE kind = 'agent'{{time}}",
     ),
     "user": (
-        "SELECT user_id AS key, SUM(llm_calls) AS llm_calls, SUM(unpriced_llm_calls) AS unpriced, "
-        f"TOTAL(cost_usd) AS cost_usd, {_USAGE_SUMS} FROM traces WHERE 1{{time}} GROUP BY user_id",
+        f"SELECT user_id AS key, {_TRACE_SUMS} FROM traces WHERE 1{{time}} GROUP BY user_id",
         f"SELECT user_id AS key, duration_ms AS v, status IN {_FAILED_SQL} AS failed "
         "FROM traces WHERE 1{time}",
     ),
     "day": (
-        f"SELECT {_DAY_SQL} AS key, SUM(llm_calls) AS llm_calls, "
-        "SUM(unpriced_llm_calls) AS unpriced, "
-        f"TOTAL(cost_usd) AS cost_usd, {_USAGE_SUMS} FROM traces WHERE 1{{time}} GROUP BY key",
+        f"SELECT {_DAY_SQL} AS key, {_TRACE_SUMS} FROM traces WHERE 1{{time}} GROUP BY key",
         f"SELECT {_DAY_SQL} AS key, duration_ms AS v, status IN {_FAILED_SQL} AS failed "
         "FROM traces WHERE 1{time}",
     ),
@@ -346,6 +354,8 @@ def _empty_group(key: Any) -> dict[str, Any]:
         "error_rate": 0.0,
         "llm_calls": 0,
         "unpriced_llm_calls": 0,
+        "no_usage_llm_calls": 0,
+        "estimated_llm_calls": 0,
         "traces": 0,
         "cost_usd": 0.0,
         **dict.fromkeys(_TOKEN_FIELDS, 0),
@@ -371,6 +381,8 @@ def aggregate(
         group = groups.setdefault(row["key"], _empty_group(row["key"]))
         group["llm_calls"] = int(row["llm_calls"] or 0)
         group["unpriced_llm_calls"] = int(row["unpriced"] or 0)
+        group["no_usage_llm_calls"] = int(row["no_usage"] or 0)
+        group["estimated_llm_calls"] = int(row["estimated"] or 0)
         group["cost_usd"] = float(row["cost_usd"] or 0.0)
         group["traces"] = int(row["traces"] or 0)
         for field in _TOKEN_FIELDS:
@@ -407,7 +419,8 @@ def summary(
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     row = conn.execute(
         "SELECT COUNT(*) AS traces, TOTAL(span_count) AS spans, TOTAL(llm_calls) AS llm_calls, "
-        "TOTAL(unpriced_llm_calls) AS unpriced, TOTAL(cost_usd) AS cost_usd, "
+        "TOTAL(unpriced_llm_calls) AS unpriced, TOTAL(no_usage_llm_calls) AS no_usage, "
+        "TOTAL(estimated_llm_calls) AS estimated, TOTAL(cost_usd) AS cost_usd, "
         "TOTAL(input_tokens) AS input_tokens, TOTAL(output_tokens) AS output_tokens, "
         "TOTAL(cache_read_tokens) AS cache_read_tokens, "
         "TOTAL(cache_write_tokens) AS cache_write_tokens, "
@@ -422,6 +435,8 @@ def summary(
         "span_count": int(row["spans"]),
         "llm_calls": int(row["llm_calls"]),
         "unpriced_llm_calls": int(row["unpriced"]),
+        "no_usage_llm_calls": int(row["no_usage"]),
+        "estimated_llm_calls": int(row["estimated"]),
         "total_cost_usd": float(row["cost_usd"]),
         **{field: int(row[field]) for field in _TOKEN_FIELDS},
         "users": int(row["users"]),
@@ -452,7 +467,7 @@ def usage_rows(
     rows = conn.execute(
         "SELECT s.trace_id, s.span_id, s.start_time, s.model_name, s.provider, "
         "s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens, "
-        "s.reasoning_tokens, s.cost_usd, s.agent_name, t.user_id, t.session_id "
+        "s.reasoning_tokens, s.cost_usd, s.cost_status, s.agent_name, t.user_id, t.session_id "
         "FROM spans s LEFT JOIN traces t ON t.trace_id = s.trace_id "
         f"WHERE s.counts_usage = 1{time_sql} ORDER BY s.start_time, s.rowid",
         params,

@@ -1,140 +1,157 @@
-"""Rows of the span store: traces and spans as SQLite parameters, and the upserts.
+"""Rows of the span store: sealed records as SQLite parameters, and the upserts.
 
-Runs on the store's writer thread. Serialisation never raises on odd attribute values
-(they become text); the innermost-usage rule is stored as ``counts_usage`` so SQL sums never
-double count a parent and its LLM call.
+Runs on the store's writer thread. Every value comes from the records: a span's row is its
+:class:`~agentos_obs.tracing.SpanRecord`'s fields and derived facts (counted call, usage,
+cost and cost status, model, provider, agent, latency), a trace's row its
+:class:`~agentos_obs.tracing.TraceRecord` and that record's one rollup. Nothing is
+re-derived here and no other span is looked at, so a row costs the same at any depth.
+Attributes and events become JSON text through the one serialiser
+(:func:`agentos_obs._internal.jsonsafe.dumps`).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import agentos_obs.attributes as attr
-from agentos_obs.tracing._spans import Span, SpanKind, SpanStatus, Trace
+from agentos_obs._internal.jsonsafe import dumps
+from agentos_obs.tracing import SpanRecord, TraceRecord
 
-__all__ = ["UPSERT_SPAN", "UPSERT_TRACE", "span_row", "to_json", "trace_row"]
-
-_FAILED = frozenset({SpanStatus.ERROR, SpanStatus.TIMEOUT})
-
-# One encoder for every row: json.dumps with options builds a new encoder per call.
-_encode = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":")).encode
+__all__ = ["UPSERT_SPAN", "UPSERT_TRACE", "span_row", "trace_row"]
 
 
-def to_json(value: Any) -> str:
-    """JSON text of attributes/events; never raises (odd values become their str())."""
-    if not value:
-        return "{}" if isinstance(value, dict) else "[]"
-    try:
-        return _encode(value)
-    except (TypeError, ValueError):
-        # Non-string keys or a reference cycle: fall back to a flat, string-keyed copy.
-        if isinstance(value, dict):
-            flat = {
-                str(k): v if isinstance(v, (str, int, float, bool)) else str(v)
-                for k, v in value.items()
-            }
-            return json.dumps(flat, ensure_ascii=False, separators=(",", ":"))
-        return json.dumps(str(value), ensure_ascii=False)
+def _json_object(value: Any) -> str:
+    return dumps(value) if value else "{}"
 
 
-def _agent_name(span: Span) -> str | None:
-    agent = span.ancestor(SpanKind.AGENT)
-    if agent is None:
-        return None
-    name = agent.attributes.get(attr.AGENT_NAME)
-    return str(name) if name else agent.name or None
-
-
-def _is_llm_call(span: Span) -> bool:
-    if span.counts_usage:
-        return True
-    # A failed call carries no usage; count it unless an inner LLM span is the real call.
+def span_row(record: SpanRecord) -> tuple[Any, ...]:
+    """The ``spans`` row of one record (the column order of :data:`UPSERT_SPAN`)."""
+    usage = record.usage
+    status = record.cost_status
+    latency = record.latency_ms
     return (
-        span.kind is SpanKind.LLM
-        and not span.has_usage
-        and not any(child.kind is SpanKind.LLM for child in span.children)
+        record.trace_id,
+        record.span_id,
+        record.parent_id,
+        record.name,
+        record.kind.value,
+        record.status.value,
+        record.start_time,
+        record.end_time,
+        record.duration_ms,
+        # NOT NULL since schema v1: a span that is not an LLM call and measured none
+        # keeps its duration here; per-model latency reads only rows with llm_call = 1.
+        record.duration_ms if latency is None else latency,
+        record.model,
+        record.provider,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+        record.cost_usd,
+        int(record.counts_usage),
+        int(record.llm_call),
+        None if status is None else status.value,
+        record.agent,
+        _json_object(record.attributes),
+        dumps([event.to_dict() for event in record.events]) if record.events else "[]",
     )
 
 
-def span_row(span: Span) -> tuple[Any, ...]:
-    llm_call = _is_llm_call(span)
-    model = span.model_name or None
-    if model is None and llm_call:
-        requested = span.attributes.get(attr.LLM_REQUEST_MODEL)
-        model = str(requested) if requested else None
-    latency = span.attributes.get(attr.LLM_LATENCY_MS)
-    duration = span.duration_ms
-    latency_ms = (
-        float(latency)
-        if isinstance(latency, (int, float)) and not isinstance(latency, bool)
-        else duration
-    )
-    return (
-        span.trace_id,
-        span.span_id,
-        span.parent_id,
-        span.name,
-        span.kind.value,
-        span.status.value,
-        span.start_time,
-        span.end_time,
-        duration,
-        latency_ms,
-        model,
-        span.provider,
-        span.input_tokens,
-        span.output_tokens,
-        span.cache_read_tokens,
-        span.cache_write_tokens,
-        span.reasoning_tokens,
-        span.cost_usd,
-        int(span.counts_usage),
-        int(llm_call),
-        _agent_name(span),
-        to_json(span.attributes),
-        to_json([event.to_dict() for event in span.events]),
-    )
-
-
-def trace_row(trace: Trace) -> tuple[Any, ...]:
-    usage = trace.usage_totals()
+def trace_row(trace: TraceRecord) -> tuple[Any, ...]:
+    """The ``traces`` row of one record (the column order of :data:`UPSERT_TRACE`)."""
     root = trace.root_span
-    tracer = trace._tracer
-    # A root with a parent id but no parent object continues a trace from another service.
-    remote_parent = root.parent_id if root is not None and root.parent is None else None
+    rollup = trace.rollup
     return (
         trace.trace_id,
-        trace.name or (root.name if root is not None else ""),
-        tracer.service_name if tracer is not None else None,
+        trace.name,
+        trace.service_name,
         trace.start_time,
         trace.end_time,
-        trace.total_duration_ms,
+        trace.duration_ms,
         trace.status.value,
         root.span_id if root is not None else None,
         root.kind.value if root is not None else None,
-        remote_parent,
+        trace.remote_parent_id,
         trace.user_id,
         trace.session_id,
         len(trace.spans),
-        sum(1 for s in trace.spans if s.status in _FAILED),
-        usage["llm_calls"],
-        usage["unpriced_llm_calls"],
-        usage["input_tokens"],
-        usage["output_tokens"],
-        usage["cache_read_tokens"],
-        usage["cache_write_tokens"],
-        usage["reasoning_tokens"],
-        usage["cost_usd"],
-        to_json(trace.attributes),
+        trace.error_count,
+        rollup.llm_calls,
+        rollup.unpriced_llm_calls,
+        rollup.no_usage_llm_calls,
+        rollup.estimated_llm_calls,
+        rollup.input_tokens,
+        rollup.output_tokens,
+        rollup.cache_read_tokens,
+        rollup.cache_write_tokens,
+        rollup.reasoning_tokens,
+        rollup.cost_usd,
+        _json_object(trace.attributes),
     )
 
 
+_TRACE_COLUMNS = (
+    "trace_id",
+    "name",
+    "service_name",
+    "start_time",
+    "end_time",
+    "duration_ms",
+    "status",
+    "root_span_id",
+    "root_kind",
+    "remote_parent_id",
+    "user_id",
+    "session_id",
+    "span_count",
+    "error_count",
+    "llm_calls",
+    "unpriced_llm_calls",
+    "no_usage_llm_calls",
+    "estimated_llm_calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "attributes",
+)
+_SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "name",
+    "kind",
+    "status",
+    "start_time",
+    "end_time",
+    "duration_ms",
+    "latency_ms",
+    "model_name",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "counts_usage",
+    "llm_call",
+    "cost_status",
+    "agent_name",
+    "attributes",
+    "events",
+)
+# Summed when parts of one trace arrive separately (from several services).
 _SUMMED = (
     "span_count",
     "error_count",
     "llm_calls",
     "unpriced_llm_calls",
+    "no_usage_llm_calls",
+    "estimated_llm_calls",
     "input_tokens",
     "output_tokens",
     "cache_read_tokens",
@@ -142,16 +159,19 @@ _SUMMED = (
     "reasoning_tokens",
     "cost_usd",
 )
+
+
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    return f"INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
 # The same trace id may arrive from several processes (a distributed trace continued with
 # propagation.extract): rows merge. The part without a remote parent names the trace.
 _OURS_IS_ROOT = "(traces.remote_parent_id IS NOT NULL AND excluded.remote_parent_id IS NULL)"
 UPSERT_TRACE = (
-    "INSERT INTO traces (trace_id, name, service_name, start_time, end_time, duration_ms, "
-    "status, root_span_id, root_kind, remote_parent_id, user_id, session_id, span_count, "
-    "error_count, llm_calls, unpriced_llm_calls, input_tokens, output_tokens, "
-    "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, attributes) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (trace_id) DO UPDATE SET "
+    "INSERT "
+    + _insert("traces", _TRACE_COLUMNS)
+    + " ON CONFLICT (trace_id) DO UPDATE SET "
     + ", ".join(
         [
             *(
@@ -170,14 +190,10 @@ UPSERT_TRACE = (
             "WHEN 'cancelled' IN (traces.status, excluded.status) THEN 'cancelled' "
             "ELSE 'ok' END",
             *(f"{col} = traces.{col} + excluded.{col}" for col in _SUMMED),
-            "attributes = json_patch(traces.attributes, excluded.attributes)",
+            # A v1 row may hold attributes SQLite's JSON rejects (NaN): start over then.
+            "attributes = json_patch(CASE WHEN json_valid(traces.attributes) "
+            "THEN traces.attributes ELSE '{}' END, excluded.attributes)",
         ]
     )
 )
-UPSERT_SPAN = (
-    "INSERT OR REPLACE INTO spans (trace_id, span_id, parent_id, name, kind, status, "
-    "start_time, end_time, duration_ms, latency_ms, model_name, provider, input_tokens, "
-    "output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, "
-    "counts_usage, llm_call, agent_name, attributes, events) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+UPSERT_SPAN = "INSERT OR REPLACE " + _insert("spans", _SPAN_COLUMNS)

@@ -98,8 +98,34 @@ CREATE INDEX spans_by_model ON spans (model_name, trace_id) WHERE model_name IS 
 CREATE INDEX spans_by_agent ON spans (agent_name, trace_id) WHERE kind = 'agent';
 """
 
+# v2: the cost status of each call (SpanRecord.cost_status) and the trace counters of the
+# rollup that v1 lacked. Rows written by v1 get what can be told from their columns: a call
+# with usage is priced or unpriced by whether it has a cost, a call without usage (a failed
+# call) is no_usage; v1 wrote no estimated usage. v1 counted only calls with usage in
+# traces.llm_calls; calls without usage are added, as every call counts since v2.
+_V2 = """
+-- priced, unpriced, no_usage or estimated; NULL for a span that is not a call
+ALTER TABLE spans ADD COLUMN cost_status TEXT;
+ALTER TABLE traces ADD COLUMN no_usage_llm_calls INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE traces ADD COLUMN estimated_llm_calls INTEGER NOT NULL DEFAULT 0;
+
+UPDATE spans SET cost_status = CASE
+    WHEN counts_usage = 0 THEN 'no_usage'
+    WHEN cost_usd IS NULL THEN 'unpriced'
+    ELSE 'priced' END
+WHERE llm_call = 1 OR counts_usage = 1;
+
+UPDATE traces SET no_usage_llm_calls = (
+    SELECT COUNT(*) FROM spans s
+    WHERE s.trace_id = traces.trace_id AND s.cost_status = 'no_usage')
+WHERE trace_id IN (SELECT trace_id FROM spans WHERE cost_status = 'no_usage');
+
+UPDATE traces SET llm_calls = llm_calls + no_usage_llm_calls WHERE no_usage_llm_calls > 0;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "traces and spans with the indexes of the query API", _V1),
+    Migration(2, "cost status of each call; no-usage and estimated call counts per trace", _V2),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -14,6 +14,13 @@ Durability and sharing:
 * A forked child (pre-fork servers) gets its own connection and writer thread.
 * A locked, read-only or failing database never reaches the app: the batch is counted as
   dropped and the failure logged once.
+* A batch never fails for one bad trace: when SQLite rejects a value, the batch is written
+  again trace by trace and only the rejected trace is dropped, counted and its cause
+  logged once.
+* The file deleted while the app runs (its data directory removed): the next batch sees
+  the path no longer names the file it writes to, makes a new one, says so once in the
+  log and counts it in ``stats()["recreated"]``; a batch written while the file went away
+  is written again into the new one.
 
 Reading: :meth:`SQLiteStore.list_traces`, :meth:`~SQLiteStore.get_trace`,
 :meth:`~SQLiteStore.aggregate`, :meth:`~SQLiteStore.summary`, :meth:`~SQLiteStore.usage_rows`.
@@ -23,6 +30,7 @@ still queued. ``SQLiteStore.open_readonly(path)`` opens a file for reading only 
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import sys
@@ -36,11 +44,11 @@ from typing import Any, TypeVar
 import agentos_obs.store._queries as queries
 import agentos_obs.store._rows as rows
 from agentos_obs._internal.batching import BatchWorker
-from agentos_obs._internal.guard import report
+from agentos_obs._internal.guard import dropped_counts, report
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.store._queries import TimeArg
 from agentos_obs.store._schema import SCHEMA_VERSION, apply_migrations, read_version
-from agentos_obs.tracing._spans import SpanStatus, Trace
+from agentos_obs.tracing import SpanStatus, TraceRecord
 
 __all__ = ["SQLiteStore", "default_db_path"]
 
@@ -48,6 +56,8 @@ _APP_DIR = "agentos-obs"
 _DB_NAME = "traces.db"
 
 R = TypeVar("R")
+
+logger = logging.getLogger("agentos_obs")
 
 # Connections inherited through fork() must not be closed by the child (SQLite's docs: a
 # connection never crosses a fork); they are parked here instead of being garbage collected.
@@ -78,6 +88,57 @@ def default_db_path() -> Path:
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+# One trace ready to write: its id, its traces row, its spans rows.
+_Prepared = tuple[str, tuple[Any, ...], list[tuple[Any, ...]]]
+
+
+def _commit(conn: sqlite3.Connection, prepared: list[_Prepared]) -> dict[int, BaseException]:
+    """Write ``prepared`` in one transaction; return the traces SQLite rejected, by index.
+
+    The common case is one ``executemany`` per table. When a value is rejected (an integer
+    beyond int64, text that is not UTF-8, a constraint), that attempt is rolled back and the
+    traces are written again one by one under savepoints, still in one transaction: only
+    those SQLite rejects are left out. An OperationalError (a lock, a full disk, a read-only
+    file, I/O) is about the database, not the data: it is raised, and the batch is lost.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        try:
+            conn.executemany(rows.UPSERT_TRACE, [item[1] for item in prepared])
+            conn.executemany(rows.UPSERT_SPAN, [row for item in prepared for row in item[2]])
+            rejected: dict[int, BaseException] = {}
+        except sqlite3.OperationalError:
+            raise
+        except Exception:
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            rejected = _commit_one_by_one(conn, prepared)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return rejected
+
+
+def _commit_one_by_one(
+    conn: sqlite3.Connection, prepared: list[_Prepared]
+) -> dict[int, BaseException]:
+    rejected: dict[int, BaseException] = {}
+    for index, (_, trace_row, span_rows) in enumerate(prepared):
+        conn.execute("SAVEPOINT one_trace")
+        try:
+            conn.execute(rows.UPSERT_TRACE, trace_row)
+            conn.executemany(rows.UPSERT_SPAN, span_rows)
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:
+            conn.execute("ROLLBACK TO one_trace")
+            rejected[index] = exc
+        conn.execute("RELEASE one_trace")
+    return rejected
 
 
 class SQLiteStore:
@@ -138,8 +199,11 @@ class SQLiteStore:
         self._write_conn: sqlite3.Connection | None = None
         self.written_traces = 0
         self.written_spans = 0
+        self.recreated = 0  # times the file was deleted under the writer and made again
+        self._logged: set[str] = set()
         self._read_conn = self._open_readonly() if self.readonly else self._open_and_migrate()
-        self._worker: BatchWorker[Trace] | None = None
+        self._write_identity = self._file_identity()
+        self._worker: BatchWorker[TraceRecord] | None = None
         if not self.readonly:
             self._worker = BatchWorker(
                 "store",
@@ -256,50 +320,152 @@ class SQLiteStore:
             return fn(self._reader(), *args, **kwargs)
 
     # -- writing ---------------------------------------------------------------------
-    def export(self, trace: Trace) -> None:
-        """Queue a finished trace for writing (the tracer calls this; never blocks)."""
+    def export(self, trace: TraceRecord) -> None:
+        """Queue a finished trace's record for writing (the tracer calls this; never blocks).
+
+        A live :class:`~agentos_obs.tracing.Trace` that has ended is accepted too (its
+        ``record`` is queued).
+        """
         if self._worker is None:
             raise ConfigurationError(f"the span store {self.path} was opened read-only")
+        if not isinstance(trace, TraceRecord):
+            record = getattr(trace, "record", None)
+            if not isinstance(record, TraceRecord):
+                raise TypeError(f"SQLiteStore.export() takes a finished trace, got {trace!r}")
+            trace = record
         self._worker.put(trace)
 
     __call__ = export
 
-    def _write_batch(self, traces: list[Trace]) -> None:
-        trace_rows: list[tuple[Any, ...]] = []
-        span_rows: list[tuple[Any, ...]] = []
-        for trace in traces:
-            trace_rows.append(rows.trace_row(trace))
-            span_rows.extend(rows.span_row(span) for span in list(trace.spans))
-        if self._write_conn is None:
-            self._write_conn = self._connect()
-        conn = self._write_conn
+    def _write_batch(self, traces: list[TraceRecord]) -> None:
+        prepared = self._prepare(traces)
+        if not prepared:
+            return
+        rejected: dict[int, BaseException] = {}
         for attempt in (1, 2):
             try:
-                self._commit(conn, trace_rows, span_rows)
-                break
-            except sqlite3.OperationalError as exc:
-                # Another process held the lock for longer than busy_timeout_s: one retry.
-                if attempt == 2 or not _is_busy(exc):
+                conn = self._writer()
+            except ConfigurationError as exc:
+                # The file was deleted and cannot be made again (directory not writable…).
+                self._lose(len(prepared), f"span store file missing and not recreated: {exc}")
+                report("store", exc, reraise_in_strict=False)
+                return
+            try:
+                rejected = self._commit_retrying(conn, prepared)
+            except sqlite3.OperationalError:
+                if attempt == 2 or self._file_identity() == self._write_identity:
                     raise
-        self.written_traces += len(trace_rows)
-        self.written_spans += len(span_rows)
+                continue  # the file went away under the write: again, into a new one
+            if self._file_identity() == self._write_identity:
+                break
+            # The file was deleted (or replaced) while this batch went into it: what was
+            # just committed went with it. Write the batch again, into the new file.
+            if attempt == 2:
+                lost = len(prepared) - len(rejected)
+                self._lose(lost, "span store file deleted while being written, twice")
+                return
+        spans = 0
+        for index, (trace_id, _, span_rows) in enumerate(prepared):
+            error = rejected.get(index)
+            if error is None:
+                spans += len(span_rows)
+            else:
+                self._reject(trace_id, error)
+        self.written_traces += len(prepared) - len(rejected)
+        self.written_spans += spans
         self._maybe_apply_retention(conn)
 
+    def _prepare(self, traces: list[TraceRecord]) -> list[_Prepared]:
+        prepared: list[_Prepared] = []
+        for trace in traces:
+            try:
+                trace_row = rows.trace_row(trace)
+                span_rows = [rows.span_row(record) for record in trace.spans]
+            except Exception as exc:  # a bug: strict mode re-raises it (the batch is lost)
+                report("store", exc)
+                self._lose(1, f"rows of trace {trace.trace_id} not built: {type(exc).__name__}")
+                continue
+            prepared.append((trace.trace_id, trace_row, span_rows))
+        return prepared
+
     @staticmethod
-    def _commit(
-        conn: sqlite3.Connection,
-        trace_rows: list[tuple[Any, ...]],
-        span_rows: list[tuple[Any, ...]],
-    ) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+    def _commit_retrying(
+        conn: sqlite3.Connection, prepared: list[_Prepared]
+    ) -> dict[int, BaseException]:
         try:
-            conn.executemany(rows.UPSERT_TRACE, trace_rows)
-            conn.executemany(rows.UPSERT_SPAN, span_rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            return _commit(conn, prepared)
+        except sqlite3.OperationalError as exc:
+            # Another process held the lock for longer than busy_timeout_s: one retry.
+            if not _is_busy(exc):
+                raise
+        return _commit(conn, prepared)
+
+    def _lose(self, count: int, reason: str) -> None:
+        if count and self._worker is not None:
+            self._worker.record_loss(count, reason)
+
+    def _reject(self, trace_id: str, error: BaseException) -> None:
+        """Count one trace SQLite would not take; log the first of each kind of cause."""
+        cause = f"{type(error).__name__}: {error}"
+        key = f"rejected:{type(error).__qualname__}"
+        if "store" not in dropped_counts():  # the first drop is logged with its reason
+            self._logged.add(key)
+        self._lose(1, f"trace {trace_id} rejected by SQLite ({cause})")
+        self._log_once(
+            key,
+            "agentos_obs: store dropped trace %s, rejected by SQLite (%s); the rest of its "
+            "batch was written; further rejections of this kind are counted, not logged",
+            trace_id,
+            cause,
+        )
+
+    def _log_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.warning(message, *args)
+
+    # -- the file under the writer ---------------------------------------------------
+    def _file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file at ``path`` now; None when there is none."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino)
+
+    def _writer(self) -> sqlite3.Connection:
+        """The write connection, to the file at ``path`` now.
+
+        SQLite goes on writing into a file that was deleted (its data directory removed
+        while the app runs), and every trace would be lost without a sign. So each batch
+        checks, with one stat(), that the path still names the file written to, and opens
+        a new file (created and migrated) when it does not.
+        """
+        identity = self._file_identity()
+        conn = self._write_conn
+        if identity is not None and identity == self._write_identity:
+            if conn is None:
+                conn = self._write_conn = self._connect()
+            return conn
+        self._log_once(
+            "file-lost",
+            "agentos_obs: the span store %s was deleted or replaced while in use; writing "
+            "to a new file at that path (what the old one held is gone); further "
+            "occurrences are counted in SQLiteStore.stats()['recreated'], not logged",
+            self.path,
+        )
+        if conn is not None:
+            self._write_conn = None
+            conn.close()
+        with self._read_lock:  # queries follow the writer to the new file
+            if self._read_conn is not None:
+                self._read_conn.close()
+                self._read_conn = None
+        conn = self._open_and_migrate()
+        self._write_conn = conn
+        self._write_identity = self._file_identity()
+        self.recreated += 1
+        return conn
 
     def _maybe_apply_retention(self, conn: sqlite3.Connection) -> None:
         if self._max_age_days is None and self._max_bytes is None:
@@ -345,13 +511,15 @@ class SQLiteStore:
         self.close()
 
     def stats(self) -> dict[str, int]:
-        """Counters of this store: traces queued, written, dropped; spans written."""
+        """Counters of this store: traces queued, written, dropped; spans written; times
+        the file was deleted while in use and made again (``recreated``)."""
         worker = self._worker
         return {
             "queued": worker.pending if worker is not None else 0,
             "written_traces": self.written_traces,
             "written_spans": self.written_spans,
             "dropped_traces": worker.dropped if worker is not None else 0,
+            "recreated": self.recreated,
         }
 
     @property
@@ -391,7 +559,8 @@ class SQLiteStore:
         Each row: ``trace_id``, ``name``, ``service_name``, ``start_time``/``end_time``
         (epoch ns), ``duration_ms``, ``status``, ``root_span_id``, ``root_kind``,
         ``remote_parent_id``, ``user_id``, ``session_id``, ``span_count``, ``error_count``,
-        ``llm_calls``, ``unpriced_llm_calls``, ``cost_usd``, ``input_tokens``,
+        ``llm_calls`` (every call, a failed one too), ``unpriced_llm_calls``,
+        ``no_usage_llm_calls``, ``estimated_llm_calls``, ``cost_usd``, ``input_tokens``,
         ``output_tokens``, ``cache_read_tokens``, ``cache_write_tokens``,
         ``reasoning_tokens``, ``total_tokens``, ``attributes`` (dict), ``models`` and
         ``agents`` (sorted lists of names).
@@ -451,7 +620,8 @@ class SQLiteStore:
         another service), ``name``, ``kind``, ``status``, ``start_time``, ``end_time``,
         ``duration_ms``, ``latency_ms``, ``model_name``, ``provider``, the token counts,
         ``total_tokens``, ``cost_usd`` (None: unknown price), ``counts_usage`` (this span's
-        usage counts towards totals), ``llm_call``, ``agent_name`` (enclosing agent),
+        usage counts towards totals), ``llm_call``, ``cost_status`` (``priced``,
+        ``unpriced``, ``no_usage``, ``estimated``; None when not a call), ``agent_name``,
         ``attributes`` (dict) and ``events`` (list of ``{name, timestamp, attributes}``).
         """
         return self._query(queries.get_trace, trace_id)
@@ -463,8 +633,10 @@ class SQLiteStore:
 
         Each row: ``key`` (None for spans with no model / agent / user), ``cost_usd``,
         ``input_tokens``, ``output_tokens``, ``cache_read_tokens``, ``cache_write_tokens``,
-        ``reasoning_tokens``, ``total_tokens``, ``llm_calls`` (calls with usage),
-        ``unpriced_llm_calls``, ``traces``, ``runs``, ``errors``, ``error_rate`` and
+        ``reasoning_tokens``, ``total_tokens``, ``llm_calls`` (every call, failed ones
+        too), ``unpriced_llm_calls``, ``no_usage_llm_calls`` (calls that reported no usage:
+        their cost is unknown), ``estimated_llm_calls``, ``traces``, ``runs``, ``errors``,
+        ``error_rate`` and
         ``latency_avg_ms``/``latency_max_ms``/``latency_p50_ms``/``latency_p95_ms``/
         ``latency_p99_ms`` (nearest-rank) over the runs. A run is an LLM call (including
         failed ones) for ``model``, an agent span for ``agent``, a trace for ``user`` and
@@ -477,7 +649,8 @@ class SQLiteStore:
         """Headline numbers over the traces started in the window.
 
         ``trace_count``, ``span_count``, ``error_count``, ``error_rate`` (traces ending in
-        error or timeout), ``llm_calls``, ``unpriced_llm_calls``, ``total_cost_usd``, the
+        error or timeout), ``llm_calls``, ``unpriced_llm_calls``, ``no_usage_llm_calls``,
+        ``estimated_llm_calls``, ``total_cost_usd``, the
         token totals, ``total_tokens``, ``users``, ``sessions``, ``first_start_time``,
         ``last_start_time`` and trace latency ``latency_avg_ms``/``_max_ms``/``_p50_ms``/
         ``_p95_ms``/``_p99_ms``.
@@ -489,8 +662,10 @@ class SQLiteStore:
 
         Each row: ``trace_id``, ``span_id``, ``start_time``, ``model_name``, ``provider``,
         ``input_tokens`` (includes cache tokens), ``output_tokens``, ``cache_read_tokens``,
-        ``cache_write_tokens``, ``reasoning_tokens``, ``cost_usd``, ``agent_name``,
-        ``user_id``, ``session_id``.
+        ``cache_write_tokens``, ``reasoning_tokens``, ``cost_usd``, ``cost_status``
+        (``priced``, ``unpriced`` or ``estimated``), ``agent_name``, ``user_id``,
+        ``session_id``. Calls that reported no usage have nothing to re-price and are not
+        rows here; :meth:`summary` and :meth:`aggregate` count them.
         """
         return self._query(queries.usage_rows, since, until)
 
