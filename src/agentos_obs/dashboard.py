@@ -43,15 +43,9 @@ from typing import Any, Literal, Protocol
 from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from agentos_obs._internal.guard import count_drop, report
-from agentos_obs.cost._analytics import (
-    NONE_LABEL,
-    OTHER_LABEL,
-    UsageRollup,
-    model_of,
-    resolve_key,
-    rollup_slot,
-)
+from agentos_obs.cost._keys import OTHER_LABEL, resolve_key, rollup_slot
 from agentos_obs.errors import ConfigurationError
+from agentos_obs.tracing import NONE_LABEL, UsageRollup, model_of
 from agentos_obs.tracing._spans import Span, SpanKind, Trace
 
 __all__ = ["ObservabilityDashboard"]
