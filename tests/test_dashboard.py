@@ -1,11 +1,14 @@
-"""ObservabilityDashboard: incremental aggregation, sketch percentiles, self time, rollups."""
+"""ObservabilityDashboard: incremental aggregation of sealed TraceRecords, sketch percentiles,
+self time, rollups, and the queue that folds traces in off the caller's thread."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,55 +16,92 @@ import pytest
 import agentos_obs._internal.guard as _guard
 from agentos_obs.dashboard import ObservabilityDashboard
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.tracing import Span, SpanKind, SpanStatus, Trace, Tracer
+from agentos_obs.pricing import Usage
+from agentos_obs.tracing import (
+    CostStatus,
+    SpanKind,
+    SpanRecord,
+    SpanStatus,
+    Tracer,
+    TraceRecord,
+)
 
-# Monotonic origin of hand-built spans: in the past, so an open span "runs until now".
-BASE_NS = time.perf_counter_ns() - 60 * 10**9
+BASE_NS = 1_700_000_000_000_000_000  # epoch ns origin of hand-built records
+_ids = itertools.count(1)
 
 
 def ms(value: float) -> int:
     return BASE_NS + round(value * 1e6)
 
 
-def make_span(
-    trace: Trace,
-    name: str,
-    kind: SpanKind,
-    start_ms: float,
-    end_ms: float | None,
-    parent: Span | None = None,
-) -> Span:
-    """A span with exact monotonic times, linked both ways like the tracer links them."""
-    span = Span(
-        name, kind, trace_id=trace.trace_id, parent_id=None if parent is None else parent.span_id
-    )
-    span._start_mono = ms(start_ms)
-    span._end_mono = None if end_ms is None else ms(end_ms)
-    span._trace = trace
-    span._parent = parent
-    if parent is not None:
-        parent.children.append(span)
-    trace.spans.append(span)
-    if trace.root_span is None:
-        trace.root_span = span
-        trace._start_mono = span._start_mono
-        trace._end_mono = span._end_mono
-    return span
+def new_id() -> str:
+    return f"{next(_ids):016x}"
 
 
-def timed_trace(duration_ms: float, name: str = "t") -> Trace:
-    trace = Trace(name=name)
-    make_span(trace, name, SpanKind.AGENT, 0.0, duration_ms)
-    return trace
+class Build:
+    """Records of one trace with exact times, built through the public constructors (as the
+    store reads traces back)."""
+
+    def __init__(self, name: str = "t") -> None:
+        self.name = name
+        self.trace_id = f"{next(_ids):032x}"
+        self.spans: list[SpanRecord] = []
+
+    def span(
+        self,
+        name: str,
+        kind: SpanKind,
+        start_ms: float,
+        end_ms: float,
+        parent: SpanRecord | None = None,
+        *,
+        span_id: str | None = None,
+        parent_id: str | None = None,
+        **facts: Any,
+    ) -> SpanRecord:
+        record = SpanRecord(
+            span_id=span_id or new_id(),
+            trace_id=self.trace_id,
+            parent_id=parent.span_id if parent is not None else parent_id,
+            name=name,
+            kind=kind,
+            status=facts.pop("status", SpanStatus.OK),
+            start_time=ms(start_ms),
+            end_time=ms(end_ms),
+            **facts,
+        )
+        self.spans.append(record)
+        return record
+
+    def call(
+        self,
+        parent: SpanRecord | None,
+        start_ms: float,
+        end_ms: float,
+        cost: float | None,
+        **kw: Any,
+    ) -> SpanRecord:
+        """A counted LLM call with 10 input tokens."""
+        status = CostStatus.UNPRICED if cost is None else CostStatus.PRICED
+        return self.span(
+            "llm", SpanKind.LLM, start_ms, end_ms, parent,
+            llm_call=True, usage=Usage(10, 0), cost_usd=cost, cost_status=status, **kw,
+        )  # fmt: skip
+
+    def record(self, **kwargs: Any) -> TraceRecord:
+        return TraceRecord(trace_id=self.trace_id, spans=self.spans, name=self.name, **kwargs)
 
 
-def record_unpriced(span: Span, model: str, input_tokens: int, output_tokens: int) -> None:
-    """What Tracer.record_usage leaves on a span when the model has no known price
-    (set by hand so these tests do not depend on the price catalog)."""
-    span.model_name = model
-    span.input_tokens, span.output_tokens = input_tokens, output_tokens
-    span.cost_usd = None
-    span._shadow_ancestors()
+def timed_trace(duration_ms: float, name: str = "t") -> TraceRecord:
+    build = Build(name)
+    build.span(name, SpanKind.AGENT, 0.0, duration_ms)
+    return build.record()
+
+
+def record_unpriced(tracer: Tracer, span: Any, model: str, input_tokens: int, output: int) -> None:
+    """Usage of a model the price catalogue does not know: the call's cost is unknown."""
+    tracer.record_usage(span, model=model, input_tokens=input_tokens, output_tokens=output)
+    assert span.cost_usd is None, f"{model} has a price: pick a model the catalogue lacks"
 
 
 def row(rows: list[dict[str, Any]], stage: str) -> dict[str, Any]:
@@ -118,12 +158,12 @@ def test_stage_percentiles_match_exact_within_accuracy() -> None:
     dashboard = ObservabilityDashboard(relative_accuracy=0.02)
     llm_durations: list[float] = []
     for _ in range(1000):
-        trace = Trace(name="q")
-        root = make_span(trace, "q", SpanKind.CHAIN, 0.0, 500.0)
+        build = Build("q")
+        root = build.span("q", SpanKind.CHAIN, 0.0, 500.0)
         d = rng.uniform(1.0, 400.0)
         llm_durations.append(d)
-        make_span(trace, "llm", SpanKind.LLM, 10.0, 10.0 + d, parent=root)
-        dashboard.record_trace(trace)
+        build.span("llm", SpanKind.LLM, 10.0, 10.0 + d, root)
+        dashboard.record_trace(build.record())
     llm = row(dashboard.get_latency_breakdown(), "llm")
     values = sorted(llm_durations)
     assert llm["count"] == 1000
@@ -153,13 +193,13 @@ def test_error_rate_counts_traces_not_spans(stack: tuple[Tracer, ObservabilityDa
 
 # -- self time and nesting -----------------------------------------------------------------
 def test_self_time_subtracts_the_union_of_overlapping_children() -> None:
-    trace = Trace(name="q")
-    parent = make_span(trace, "agent", SpanKind.AGENT, 0.0, 100.0)
-    make_span(trace, "a", SpanKind.TOOL, 10.0, 50.0, parent=parent)
-    make_span(trace, "b", SpanKind.TOOL, 30.0, 70.0, parent=parent)  # overlaps a
-    make_span(trace, "c", SpanKind.TOOL, 90.0, 120.0, parent=parent)  # outlives the parent
+    build = Build("q")
+    parent = build.span("agent", SpanKind.AGENT, 0.0, 100.0)
+    build.span("a", SpanKind.TOOL, 10.0, 50.0, parent)
+    build.span("b", SpanKind.TOOL, 30.0, 70.0, parent)  # overlaps a
+    build.span("c", SpanKind.TOOL, 90.0, 120.0, parent)  # outlives the parent
     dashboard = ObservabilityDashboard()
-    dashboard.record_trace(trace)
+    dashboard.record_trace(build.record())
 
     rows = dashboard.get_latency_breakdown()
     agent = row(rows, "agent")
@@ -204,12 +244,12 @@ def sum_tool_time(rows: list[dict[str, Any]]) -> float:
 
 
 def test_nested_spans_of_one_kind_are_not_double_counted_in_total() -> None:
-    trace = Trace(name="q")
-    outer = make_span(trace, "supervisor", SpanKind.AGENT, 0.0, 100.0)
-    inner = make_span(trace, "researcher", SpanKind.AGENT, 10.0, 60.0, parent=outer)
-    make_span(trace, "llm", SpanKind.LLM, 20.0, 40.0, parent=inner)
+    build = Build("q")
+    outer = build.span("supervisor", SpanKind.AGENT, 0.0, 100.0)
+    inner = build.span("researcher", SpanKind.AGENT, 10.0, 60.0, outer)
+    build.span("llm", SpanKind.LLM, 20.0, 40.0, inner)
     dashboard = ObservabilityDashboard()
-    dashboard.record_trace(trace)
+    dashboard.record_trace(build.record())
 
     agent = row(dashboard.get_latency_breakdown(), "agent")
     assert agent["count"] == 2
@@ -224,11 +264,11 @@ def test_nested_spans_of_one_kind_are_not_double_counted_in_total() -> None:
 
 
 def test_recursive_span_of_one_name_counts_once_in_total_by_name() -> None:
-    trace = Trace(name="q")
-    outer = make_span(trace, "solve", SpanKind.CHAIN, 0.0, 80.0)
-    make_span(trace, "solve", SpanKind.CHAIN, 10.0, 50.0, parent=outer)
+    build = Build("q")
+    outer = build.span("solve", SpanKind.CHAIN, 0.0, 80.0)
+    build.span("solve", SpanKind.CHAIN, 10.0, 50.0, outer)
     dashboard = ObservabilityDashboard()
-    dashboard.record_trace(trace)
+    dashboard.record_trace(build.record())
     solve = row(dashboard.get_latency_breakdown(by="name"), "solve")
     assert solve["count"] == 2
     assert solve["total_ms"] == pytest.approx(80.0)
@@ -239,44 +279,48 @@ def test_latency_breakdown_rejects_unknown_grouping() -> None:
         ObservabilityDashboard().get_latency_breakdown(by="model")  # type: ignore[arg-type]
 
 
-# -- open and malformed traces -------------------------------------------------------------
-def test_trace_with_open_spans_is_recorded_without_crashing() -> None:
-    trace = Trace(name="q")
-    root = make_span(trace, "root", SpanKind.CHAIN, 0.0, 100.0)
-    make_span(trace, "stream", SpanKind.LLM, 60.0, None, parent=root)  # never ended
-    dangling = make_span(trace, "pending", SpanKind.TOOL, 5.0, None)
-    dangling.parent_id = "0" * 15 + "1"  # a parent that is not in the trace
+# -- malformed and unfinished traces ------------------------------------------------------
+def test_span_whose_parent_is_not_in_the_trace_is_a_root() -> None:
+    build = Build("q")
+    root = build.span("root", SpanKind.CHAIN, 0.0, 100.0)
+    build.span("inner", SpanKind.CHAIN, 10.0, 20.0, root)
+    build.span("orphan", SpanKind.CHAIN, 5.0, 40.0, parent_id="f" * 16)  # parent never seen
     dashboard = ObservabilityDashboard()
-    dashboard.record_trace(trace)
+    dashboard.record_trace(build.record())
 
-    summary = dashboard.get_summary()
-    assert summary["open_spans"] == 2
-    assert summary["span_distribution"] == {"chain": 1, "llm": 1, "tool": 1}
-    rows = dashboard.get_latency_breakdown()
-    assert [r["stage"] for r in rows] == ["chain"]  # open spans have no duration yet
-    # The open child still covers [60, 100) of its ended parent.
-    assert rows[0]["self_total_ms"] == pytest.approx(60.0)
+    assert dashboard.get_summary()["span_distribution"] == {"chain": 3}
+    chain = row(dashboard.get_latency_breakdown(), "chain")
+    assert chain["count"] == 3
+    assert chain["total_ms"] == pytest.approx(100.0 + 35.0)  # two outermost chains
+    assert chain["self_total_ms"] == pytest.approx(90.0 + 10.0 + 35.0)
 
 
 def test_parent_cycle_does_not_hang() -> None:
-    trace = Trace(name="q")
-    a = make_span(trace, "a", SpanKind.CHAIN, 0.0, 10.0)
-    b = make_span(trace, "b", SpanKind.CHAIN, 1.0, 9.0, parent=a)
-    a.parent_id = b.span_id
+    build = Build("q")
+    a_id, b_id = new_id(), new_id()
+    build.span("a", SpanKind.CHAIN, 0.0, 10.0, span_id=a_id, parent_id=b_id)
+    build.span("b", SpanKind.CHAIN, 1.0, 9.0, span_id=b_id, parent_id=a_id)
     dashboard = ObservabilityDashboard()
-    dashboard.record_trace(trace)
+    dashboard.record_trace(build.record())
     assert row(dashboard.get_latency_breakdown(), "chain")["count"] == 2
 
 
-def test_open_spans_from_a_live_tracer(stack: tuple[Tracer, ObservabilityDashboard]) -> None:
+def test_a_finished_live_trace_is_taken_through_its_record_a_running_one_refused(
+    stack: tuple[Tracer, ObservabilityDashboard],
+) -> None:
     tracer, dashboard = stack
     span = tracer.begin_span("still running", SpanKind.LLM, use_context=False)
     trace = span.trace
     assert trace is not None
-    dashboard.record_trace(trace)  # e.g. a UI snapshot of an active trace
-    assert dashboard.get_summary()["open_spans"] == 1
-    tracer.end_span(span)  # exported normally afterwards
-    assert dashboard.get_summary()["trace_count"] == 2
+    with pytest.raises(TypeError, match="finished trace"):
+        dashboard.record_trace(trace)  # e.g. a snapshot mid-run
+    assert dashboard.trace_count == 0
+    tracer.end_span(span)  # exported normally (as its TraceRecord)
+    dashboard.record_trace(trace)  # finished: its record is used
+    summary = dashboard.get_summary()
+    assert summary["trace_count"] == 2
+    assert summary["llm_calls"] == 2  # an LLM span without usage is still a call
+    assert summary["no_usage_llm_calls"] == 2
 
 
 # -- usage rollups -------------------------------------------------------------------------
@@ -302,7 +346,7 @@ def test_tokens_cost_and_rollups_by_model_agent_user_session(
             with tracer.start_span("call", SpanKind.LLM):
                 tracer.record_llm_call("gpt-4o", 100, 10, cost_usd=0.001)
             with tracer.start_span("call", SpanKind.LLM) as unpriced:
-                record_unpriced(unpriced, "mystery-model", 50, 5)
+                record_unpriced(tracer, unpriced, "mystery-model", 50, 5)
 
     s = dashboard.get_summary()
     assert s["tokens"] == {
@@ -335,6 +379,52 @@ def test_tokens_cost_and_rollups_by_model_agent_user_session(
     assert s["by_user"]["bob"]["total_tokens"] == 165
     assert s["by_session"]["s1"]["llm_calls"] == 2
     assert s["by_session"]["(none)"]["llm_calls"] == 2
+    assert (s["no_usage_llm_calls"], s["estimated_llm_calls"]) == (0, 0)
+    assert s["cost_complete"] is False  # the mystery model's cost is unknown
+    assert by_model["gpt-4o"]["cost_complete"] is True
+
+
+def test_agent_name_failed_and_estimated_calls(
+    stack: tuple[Tracer, ObservabilityDashboard],
+) -> None:
+    tracer, dashboard = stack
+    exported: list[TraceRecord] = []
+    tracer.add_exporter(exported.append)
+    with tracer.start_trace("q", attributes={"user.id": "alice"}):
+        with tracer.start_span("FunctionAgent.run", SpanKind.AGENT, {"agent.name": "planner"}):
+            with tracer.start_span("call", SpanKind.LLM):
+                tracer.record_llm_call("gpt-4o", 100, 10, cost_usd=0.5)
+            with pytest.raises(ConnectionError):
+                with tracer.start_span("call", SpanKind.LLM, {"llm.request_model": "gpt-4o"}):
+                    raise ConnectionError("provider is down")
+            with tracer.start_span("call", SpanKind.LLM, {"llm.usage.estimated": True}) as span:
+                tracer.record_usage(
+                    span, model="claude", input_tokens=20, output_tokens=2, cost_usd=0.25
+                )
+
+    s = dashboard.get_summary()
+    assert s["llm_calls"] == 3  # the failed call is a call
+    assert s["no_usage_llm_calls"] == 1
+    assert s["estimated_llm_calls"] == 1
+    assert s["unpriced_llm_calls"] == 0
+    assert s["cost_complete"] is False
+    assert s["cost"]["total_usd"] == pytest.approx(0.75)
+    assert set(s["by_agent"]) == {"planner"}  # agent.name, not the span's name
+    planner = s["by_agent"]["planner"]
+    assert (planner["llm_calls"], planner["no_usage_llm_calls"]) == (3, 1)
+    assert planner["estimated_llm_calls"] == 1
+    gpt = s["by_model"]["gpt-4o"]
+    assert (gpt["llm_calls"], gpt["no_usage_llm_calls"], gpt["cost_complete"]) == (2, 1, False)
+    assert s["by_model"]["claude"]["estimated_llm_calls"] == 1
+    alice = s["by_user"]["alice"]
+    assert (alice["llm_calls"], alice["no_usage_llm_calls"], alice["traces"]) == (3, 1, 1)
+    # The dashboard's totals are the trace's own rollup, not a second derivation.
+    (trace,) = exported
+    assert {k: v for k, v in alice.items() if k not in ("traces", "error_traces")} == (
+        trace.rollup.to_dict()
+    )
+    (recent,) = dashboard.recent_traces()
+    assert (recent["llm_calls"], recent["cost_complete"]) == (3, False)
 
 
 def test_top_n_slowest_and_most_expensive_are_bounded_and_sorted() -> None:
@@ -342,12 +432,10 @@ def test_top_n_slowest_and_most_expensive_are_bounded_and_sorted() -> None:
     order = list(range(50))
     random.Random(3).shuffle(order)
     for i in order:
-        trace = Trace(name=f"t{i}")
-        root = make_span(trace, f"t{i}", SpanKind.CHAIN, 0.0, float(i + 1))
-        llm = make_span(trace, "llm", SpanKind.LLM, 0.0, 0.5, parent=root)
-        llm.input_tokens, llm.cost_usd = 10, float(49 - i)  # cheapest = slowest
-        llm._shadow_ancestors()
-        dashboard.record_trace(trace)
+        build = Build(f"t{i}")
+        root = build.span(f"t{i}", SpanKind.CHAIN, 0.0, float(i + 1))
+        build.call(root, 0.0, 0.5, cost=float(49 - i))  # cheapest = slowest
+        dashboard.record_trace(build.record())
 
     slowest = dashboard.get_summary()["slowest_traces"]
     assert [t["name"] for t in slowest] == ["t49", "t48", "t47", "t46", "t45"]
@@ -502,10 +590,11 @@ def test_record_trace_only_queues_and_a_background_thread_folds_in() -> None:
     for _ in range(5):
         dashboard.record_trace(timed_trace(10.0))
     deadline = time.monotonic() + 10
-    while dashboard._pending and time.monotonic() < deadline:
+    # No query in between: only the background thread can empty the queue.
+    while dashboard.pending_traces and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not dashboard._pending  # folded in off the caller's thread
-    assert dashboard._traces == 5
+    assert dashboard.pending_traces == 0  # folded in off the caller's thread
+    assert dashboard.trace_count == 5
 
 
 def test_queries_see_every_trace_recorded_before_them() -> None:
@@ -516,9 +605,112 @@ def test_queries_see_every_trace_recorded_before_them() -> None:
     assert dashboard.recent_traces(1)[0]["duration_ms"] == pytest.approx(300.0)
 
 
+class HeldRecord(TraceRecord):
+    """A trace whose fold stops in the middle until the test lets it go: the dashboard
+    asks each trace for its per-model rollups while folding it in."""
+
+    __slots__ = ()
+    folding = threading.Event()  # set once a fold has reached by_model()
+    release = threading.Event()
+
+    def by_model(self) -> Any:
+        HeldRecord.folding.set()
+        assert HeldRecord.release.wait(10), "the test never released the fold"
+        return super().by_model()
+
+
+@pytest.fixture
+def held_trace() -> Iterator[TraceRecord]:
+    HeldRecord.folding.clear()
+    HeldRecord.release.clear()
+    build = Build("held")
+    build.call(None, 0.0, 1.0, cost=0.5)
+    yield HeldRecord(trace_id=build.trace_id, spans=build.spans, name="held")
+    HeldRecord.release.set()
+
+
+def in_thread(fn: Any) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(fn()))
+    thread.start()
+    return thread, out
+
+
+def test_a_query_during_a_background_fold_waits_for_the_trace_being_folded(
+    held_trace: TraceRecord,
+) -> None:
+    dashboard = ObservabilityDashboard()
+    dashboard.record_trace(held_trace)
+    # The background thread has taken the trace off the queue and is folding it in.
+    assert HeldRecord.folding.wait(10)
+    query, answer = in_thread(lambda: dashboard.get_summary().get("trace_count", 0))
+    count, counted = in_thread(lambda: dashboard.trace_count)
+    time.sleep(0.05)  # long enough for a query that does not wait to answer 0
+    assert answer == [] and counted == []
+    HeldRecord.release.set()
+    for thread in (query, count):
+        thread.join(10)
+    assert answer == [1] and counted == [1]
+
+
+def test_reset_during_a_background_fold_forgets_the_trace_being_folded(
+    held_trace: TraceRecord,
+) -> None:
+    dashboard = ObservabilityDashboard()
+    dashboard.record_trace(held_trace)
+    assert HeldRecord.folding.wait(10)
+    reset, _ = in_thread(dashboard.reset)
+    time.sleep(0.05)
+    HeldRecord.release.set()  # the fold finishes: the reset must still win
+    reset.join(10)
+    assert not reset.is_alive()
+    assert dashboard.trace_count == 0
+    assert dashboard.get_summary() == {"message": "No traces recorded"}
+
+
+def test_queries_racing_producers_and_the_background_thread_miss_nothing() -> None:
+    dashboard = ObservabilityDashboard(max_pending=1_000_000)
+    traces = [wide_trace(60) for _ in range(4)]
+    recorded = 0  # traces whose record_trace has returned (written by the producer only)
+    stop = threading.Event()
+    misses: list[tuple[int, int]] = []
+
+    def produce() -> None:
+        nonlocal recorded
+        for i in range(600):
+            dashboard.record_trace(traces[i % len(traces)])
+            recorded += 1
+            if i % 25 == 0:
+                time.sleep(0.003)  # the background thread gets to fold some
+        stop.set()
+
+    def query() -> None:
+        while not stop.is_set():
+            before = recorded
+            if dashboard.get_summary().get("trace_count", 0) < before:
+                misses.append((before, dashboard.trace_count))
+            time.sleep(0.001)
+
+    pool = [threading.Thread(target=produce), *(threading.Thread(target=query) for _ in range(2))]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=120)
+    assert not misses
+    assert dashboard.get_summary()["llm_calls"] == 600 * 59
+
+
+def wide_trace(spans: int) -> TraceRecord:
+    build = Build("wide")
+    root = build.span("root", SpanKind.CHAIN, 0.0, float(spans + 1))
+    for i in range(spans - 1):
+        build.call(root, float(i), float(i) + 0.5, cost=0.01)
+    return build.record()
+
+
 def test_pending_traces_are_bounded_without_dropping_any() -> None:
     dashboard = ObservabilityDashboard(max_pending=10)
     for _ in range(95):
         dashboard.record_trace(timed_trace(1.0))
-        assert len(dashboard._pending) < 10
+        assert dashboard.pending_traces < 10
     assert dashboard.trace_count == 95

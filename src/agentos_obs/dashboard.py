@@ -1,9 +1,17 @@
 """Dashboard aggregations over every finished trace, updated incrementally.
 
-``record_trace`` (added as a tracer exporter) folds one trace into running aggregates in
-O(spans of that trace); ``get_summary`` and ``get_latency_breakdown`` only read them, in
-O(number of keys) — never O(traces seen). Percentiles come from DDSketch (relative error
-bound, default 1 %) over *all* traces, not a window of recent ones.
+``record_trace`` (added as a tracer exporter) folds one
+:class:`~agentos_obs.tracing.TraceRecord` into running aggregates in O(spans of that trace);
+``get_summary`` and ``get_latency_breakdown`` only read them, in O(number of keys) — never
+O(traces seen). Percentiles come from DDSketch (relative error bound, default 1 %) over *all*
+traces, not a window of recent ones.
+
+Everything comes from the sealed records, never re-derived: usage from ``trace.rollup``,
+``trace.by_model()`` and ``trace.by_agent()`` (agents are ``record.agent``: the
+``agent.name`` attribute, else the enclosing agent span's name), the tree from
+``trace.children()``, self time from ``trace.self_time_ms()``. Every counted call is a call,
+a failed one included; ``no_usage_llm_calls``, ``unpriced_llm_calls`` and
+``estimated_llm_calls`` say how many the cost leaves out or estimates (``cost_complete``).
 
 Meaning of the latency figures (the prototype double-counted nested spans):
 
@@ -17,14 +25,13 @@ Meaning of the latency figures (the prototype double-counted nested spans):
   intervals clipped to the span (children running concurrently overlap: the union, not the
   sum, is subtracted). Self times never double count, so ``self_total_ms`` sums all spans.
 
-Spans still open when a trace is recorded are counted in ``open_spans`` and left out of the
-latency figures.
-
 Off the hot path: ``record_trace`` only queues the trace (an append); a shared daemon thread
 folds queued traces in every ``_DRAIN_INTERVAL_S``, and every query folds in whatever is
-still queued first, so reads always see every trace recorded before them. At most
-``max_pending`` traces wait; past that the caller folds them in itself (memory stays bounded
-and nothing is dropped).
+still queued first. Every trace recorded before a query is in its answer: a trace leaves the
+queue only under the ingest lock, and is folded in before that lock is released, so a query
+(which takes the same lock to drain) either folds it itself or waits until it is folded. At
+most ``max_pending`` traces wait; past that the caller folds them in itself (memory stays
+bounded and nothing is dropped).
 """
 
 from __future__ import annotations
@@ -37,26 +44,29 @@ import time
 import weakref
 from collections import Counter, deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from agentos_obs._internal.guard import count_drop, report
-from agentos_obs.cost._analytics import (
-    NONE_LABEL,
-    OTHER_LABEL,
-    UsageRollup,
-    model_of,
-    resolve_key,
-    rollup_slot,
-)
+from agentos_obs.cost._keys import OTHER_LABEL, resolve_key, rollup_slot
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.tracing._spans import Span, SpanKind, Trace
+from agentos_obs.tracing import (
+    NONE_LABEL,
+    SpanKind,
+    SpanRecord,
+    Trace,
+    TraceRecord,
+    UsageRollup,
+    union_ms,
+)
 
 __all__ = ["ObservabilityDashboard"]
 
-_perf_ns = time.perf_counter_ns
+# Transitional: store/_reader.py still imports this name from here; it should import
+# agentos_obs.tracing.union_ms (remove this alias once it does).
+_union_ms = union_ms
+
 _SKETCH_BINS = 2048  # bounds each sketch's memory; the collapsed low end is below 1 µs at 1 %
 _DRAIN_INTERVAL_S = 0.2
 
@@ -152,8 +162,10 @@ class _Stage:
         }
 
 
-@dataclass
-class _SpanTiming:
+class _Timing(NamedTuple):
+    """Inclusive and self time of one ended span, and whether it is the outermost span of
+    its kind / of its (kind, name) on its path from the root."""
+
     kind: str
     name: str
     inclusive_ms: float
@@ -162,145 +174,78 @@ class _SpanTiming:
     outermost_of_name: bool
 
 
-@dataclass
-class _TraceDigest:
-    """Everything the dashboard keeps from one trace, computed outside the lock."""
+class _TraceDigest(NamedTuple):
+    """What the dashboard keeps from one trace, computed outside the aggregate lock."""
 
     entry: dict[str, Any]
-    duration_ms: float
-    has_error: bool
-    user: str
-    session: str
-    kind_counts: Counter[str] = field(default_factory=Counter)
-    timings: list[_SpanTiming] = field(default_factory=list)
-    open_spans: int = 0
-    usage: UsageRollup = field(default_factory=UsageRollup)
-    by_model: dict[str, UsageRollup] = field(default_factory=dict)
-    by_agent: dict[str, UsageRollup] = field(default_factory=dict)
+    kind_counts: dict[str, int]
+    timings: list[_Timing]
 
 
-def _union_ms(intervals: list[tuple[int, int]]) -> float:
-    """Length of the union of [start, end) intervals, in ms."""
-    intervals.sort()
-    covered = 0
-    cur_start, cur_end = intervals[0]
-    for start, end in intervals[1:]:
-        if start > cur_end:
-            covered += cur_end - cur_start
-            cur_start, cur_end = start, end
-        elif end > cur_end:
-            cur_end = end
-    covered += cur_end - cur_start
-    return covered / 1e6
-
-
-def _self_ms(span: Span, children: list[Span], now: int) -> float:
-    start, end = span._start_mono, span._end_mono
-    assert end is not None
-    clipped: list[tuple[int, int]] = []
-    for child in children:
-        child_end = child._end_mono if child._end_mono is not None else now
-        lo, hi = max(start, child._start_mono), min(end, child_end)
-        if hi > lo:
-            clipped.append((lo, hi))
-    busy = _union_ms(clipped) if clipped else 0.0
-    return max(0.0, (end - start) / 1e6 - busy)
-
-
-def _walk(spans: list[Span]) -> Iterator[tuple[Span, list[Span], bool, bool, str | None]]:
-    """Depth-first over a trace's tree, built from parent ids (works for spans built by
-    hand too). Yields (span, children, outermost of its kind, outermost of its (kind,
-    name), nearest enclosing agent's name). O(spans); survives cycles and orphans."""
-    by_id = {s.span_id: s for s in spans}
-    children: dict[str, list[Span]] = {}
-    roots: list[Span] = []
-    for s in spans:
-        if s.parent_id is not None and s.parent_id in by_id and s.parent_id != s.span_id:
-            children.setdefault(s.parent_id, []).append(s)
-        else:
-            roots.append(s)
-    kinds_open: Counter[SpanKind] = Counter()
-    names_open: Counter[tuple[SpanKind, str]] = Counter()
-    agents: list[str] = []
+def _walk(trace: TraceRecord) -> Iterator[tuple[SpanRecord, bool, bool]]:
+    """Depth-first over the trace's tree (``trace.children``), yielding (record, outermost
+    of its kind, outermost of its (kind, name)). O(spans); survives orphans and cycles."""
+    spans = trace.spans
+    children = trace.children
+    nested = {kid.span_id for s in spans for kid in children(s.span_id)}
+    kinds_open: dict[SpanKind, int] = {}
+    names_open: dict[tuple[SpanKind, str], int] = {}
     visited: set[str] = set()
-    # Leftover spans (only reachable through a parent cycle) are walked as roots afterwards.
-    for root in itertools.chain(roots, spans):
+    # Spans reachable only through a parent cycle are walked as roots afterwards.
+    for root in itertools.chain([s for s in spans if s.span_id not in nested], spans):
         if root.span_id in visited:
             continue
-        stack: list[tuple[Span, bool]] = [(root, True)]
+        stack: list[tuple[SpanRecord, bool]] = [(root, True)]
         while stack:
-            span, entering = stack.pop()
-            key = (span.kind, span.name)
+            record, entering = stack.pop()
+            kind = record.kind
+            key = (kind, record.name)
             if not entering:
-                kinds_open[span.kind] -= 1
+                kinds_open[kind] -= 1
                 names_open[key] -= 1
-                if span.kind is SpanKind.AGENT:
-                    agents.pop()
                 continue
-            if span.span_id in visited:
+            if record.span_id in visited:
                 continue
-            visited.add(span.span_id)
-            kids = children.get(span.span_id, [])
-            agent = span.name if span.kind is SpanKind.AGENT else (agents[-1] if agents else None)
-            yield span, kids, kinds_open[span.kind] == 0, names_open[key] == 0, agent
-            kinds_open[span.kind] += 1
-            names_open[key] += 1
-            if span.kind is SpanKind.AGENT:
-                agents.append(span.name)
-            stack.append((span, False))
-            stack.extend((kid, True) for kid in reversed(kids))
+            visited.add(record.span_id)
+            yield record, not kinds_open.get(kind), not names_open.get(key)
+            kinds_open[kind] = kinds_open.get(kind, 0) + 1
+            names_open[key] = names_open.get(key, 0) + 1
+            stack.append((record, False))
+            stack.extend((kid, True) for kid in reversed(children(record.span_id)))
 
 
-def _digest(trace: Trace, max_keys: int) -> _TraceDigest:
-    now = _perf_ns()
-    root = trace.root_span
-    digest = _TraceDigest(
-        entry={},
-        duration_ms=max(0.0, trace.total_duration_ms),
-        has_error=trace.has_error,
-        user=trace.user_id or NONE_LABEL,
-        session=trace.session_id or NONE_LABEL,
-    )
-    for span, kids, outer_kind, outer_name, agent in _walk(trace.spans):
-        kind = span.kind.value
-        digest.kind_counts[kind] += 1
-        if span._end_mono is None:
-            digest.open_spans += 1
-        else:
-            digest.timings.append(
-                _SpanTiming(
-                    kind,
-                    span.name,
-                    max(0.0, (span._end_mono - span._start_mono) / 1e6),
-                    _self_ms(span, kids, now),
-                    outer_kind,
-                    outer_name,
-                )
+def _digest(trace: TraceRecord) -> _TraceDigest:
+    kind_counts: dict[str, int] = {}
+    timings: list[_Timing] = []
+    self_time = trace.self_time_ms
+    for record, outer_kind, outer_name in _walk(trace):
+        kind = record.kind.value
+        kind_counts[kind] = kind_counts.get(kind, 0) + 1
+        timings.append(
+            _Timing(
+                kind, record.name, record.duration_ms, self_time(record), outer_kind, outer_name
             )
-        if span.counts_usage:
-            digest.usage.add_span(span)
-            model = model_of(span) or NONE_LABEL
-            rollup_slot(digest.by_model, model, max_keys, "dashboard").add_span(span)
-            rollup_slot(digest.by_agent, agent or NONE_LABEL, max_keys, "dashboard").add_span(span)
-    for table in (digest.by_model, digest.by_agent):
-        for slot in table.values():
-            slot.traces = 1
-    digest.usage.traces = 1
-    digest.entry = {
+        )
+    rollup = trace.rollup
+    entry = {
         "trace_id": trace.trace_id,
-        "name": trace.name or (root.name if root is not None else ""),
-        "duration_ms": digest.duration_ms,
-        "cost_usd": digest.usage.cost_usd,
-        "total_tokens": digest.usage.total_tokens,
-        "llm_calls": digest.usage.llm_calls,
+        "name": trace.name,
+        "duration_ms": trace.duration_ms,
+        "cost_usd": rollup.cost_usd,
+        "cost_complete": rollup.cost_complete,
+        "total_tokens": rollup.total_tokens,
+        "llm_calls": rollup.llm_calls,
         "span_count": len(trace.spans),
         "status": trace.status.value,
-        "has_error": digest.has_error,
+        "has_error": trace.has_error,
         "start_time": trace.start_time,
         "user_id": trace.user_id,
         "session_id": trace.session_id,
     }
-    return digest
+    # Built once per record and cached there: computed here, outside the aggregate lock.
+    trace.by_model()
+    trace.by_agent()
+    return _TraceDigest(entry, kind_counts, timings)
 
 
 class _TopN:
@@ -368,38 +313,51 @@ class ObservabilityDashboard:
         self._recent_capacity = recent_capacity
         self._max_keys = max_keys
         self._max_pending = max_pending
-        self._lock = threading.Lock()
-        self._ingest_lock = threading.Lock()  # one folder at a time keeps trace order
-        self._pending: deque[Trace] = deque()
+        self._lock = threading.Lock()  # the aggregates
+        # Taken by whoever drains the queue, for the whole pop-and-fold of each trace: a
+        # query drains under it too, so it never misses a trace popped but not yet folded.
+        self._ingest_lock = threading.Lock()
+        self._pending: deque[TraceRecord] = deque()
         self._registered = False
         self.reset()
 
     def reset(self) -> None:
         """Forget everything aggregated so far (and anything still queued)."""
         accuracy = self.relative_accuracy
-        self._pending.clear()
-        with self._lock:
-            self._traces = 0
-            self._error_traces = 0
-            self._spans = 0
-            self._open_spans = 0
-            self._durations = _Distribution(accuracy)
-            self._usage = UsageRollup()
-            self._kind_counts: Counter[str] = Counter()
-            self._by_kind: dict[str, _Stage] = {}
-            self._by_name: dict[tuple[str, str], _Stage] = {}
-            self._by_model: dict[str, UsageRollup] = {}
-            self._by_agent: dict[str, UsageRollup] = {}
-            self._by_user: dict[str, UsageRollup] = {}
-            self._by_session: dict[str, UsageRollup] = {}
-            self._errors_by_user: Counter[str] = Counter()
-            self._slowest = _TopN(self._top_n)
-            self._costliest = _TopN(self._top_n)
-            self._recent: deque[dict[str, Any]] = deque(maxlen=self._recent_capacity)
+        with self._ingest_lock:  # a trace being folded now must not survive the reset
+            self._pending.clear()
+            with self._lock:
+                self._traces = 0
+                self._error_traces = 0
+                self._spans = 0
+                self._durations = _Distribution(accuracy)
+                self._usage = UsageRollup()
+                self._kind_counts: Counter[str] = Counter()
+                self._by_kind: dict[str, _Stage] = {}
+                self._by_name: dict[tuple[str, str], _Stage] = {}
+                self._by_model: dict[str, UsageRollup] = {}
+                self._by_agent: dict[str, UsageRollup] = {}
+                self._by_user: dict[str, UsageRollup] = {}
+                self._by_session: dict[str, UsageRollup] = {}
+                self._errors_by_user: Counter[str] = Counter()
+                self._slowest = _TopN(self._top_n)
+                self._costliest = _TopN(self._top_n)
+                self._recent: deque[dict[str, Any]] = deque(maxlen=self._recent_capacity)
 
     # -- ingestion -------------------------------------------------------------------
-    def record_trace(self, trace: Trace) -> None:
-        """Queue one trace for the aggregates (use as ``tracer.add_exporter(...)``)."""
+    def record_trace(self, trace: TraceRecord | Trace) -> None:
+        """Queue one finished trace for the aggregates (use as ``tracer.add_exporter(...)``).
+
+        The tracer hands exporters a :class:`TraceRecord`. A finished live ``Trace`` is
+        taken through its record; one still running has none and is refused (TypeError).
+        """
+        if not isinstance(trace, TraceRecord):
+            record = getattr(trace, "record", None)
+            if not isinstance(record, TraceRecord):
+                raise TypeError(
+                    f"record_trace needs a finished trace (a TraceRecord), got {trace!r}"
+                )
+            trace = record
         self._pending.append(trace)
         if not self._registered:
             self._registered = True
@@ -413,30 +371,38 @@ class ObservabilityDashboard:
         """Fold in every queued trace now (queries do this themselves)."""
         self._drain()
 
+    @property
+    def pending_traces(self) -> int:
+        """Traces recorded but not folded in yet (0 once the background thread caught up)."""
+        with self._ingest_lock:  # nothing is half-folded while this lock is held
+            return len(self._pending)
+
     def _drain(self, reraise: bool = True) -> None:
         pending = self._pending
         with self._ingest_lock:
+            # Only holders of this lock pop, so the queue cannot empty under us.
             while pending:
-                try:
-                    trace = pending.popleft()
-                except IndexError:  # another thread took the last one
-                    break
+                trace = pending.popleft()
                 try:
                     self._ingest(trace)
                 except Exception as exc:
                     report("dashboard.record_trace", exc, reraise_in_strict=reraise)
 
-    def _ingest(self, trace: Trace) -> None:
+    def _ingest(self, trace: TraceRecord) -> None:
         """Fold one trace into the aggregates: O(spans of the trace)."""
-        digest = _digest(trace, self._max_keys)
+        digest = _digest(trace)  # outside the aggregate lock: queries are not held up
+        rollup = trace.rollup
+        has_error = digest.entry["has_error"]
+        duration_ms = digest.entry["duration_ms"]
+        max_keys = self._max_keys
         accuracy = self.relative_accuracy
         with self._lock:
             self._traces += 1
-            self._error_traces += digest.has_error
+            self._error_traces += has_error
             self._spans += len(trace.spans)
-            self._open_spans += digest.open_spans
-            self._durations.add(digest.duration_ms)
-            self._usage.merge(digest.usage)
+            self._durations.add(duration_ms)
+            self._usage.merge(rollup)
+            self._usage.traces += 1
             self._kind_counts.update(digest.kind_counts)
             for t in digest.timings:
                 stage = self._by_kind.get(t.kind)
@@ -447,16 +413,24 @@ class ObservabilityDashboard:
                 if named is None:
                     named = self._named_stage(t.kind, t.name)
                 self._add_timing(named, t, t.outermost_of_name)
-            for src, dst in ((digest.by_model, self._by_model), (digest.by_agent, self._by_agent)):
-                for key, rollup in src.items():
-                    rollup_slot(dst, key, self._max_keys, "dashboard").merge(rollup)
-            user = resolve_key(self._by_user, digest.user, self._max_keys, "dashboard")
-            rollup_slot(self._by_user, user, self._max_keys, "dashboard").merge(digest.usage)
-            self._errors_by_user[user] += digest.has_error
-            session = digest.session
-            rollup_slot(self._by_session, session, self._max_keys, "dashboard").merge(digest.usage)
-            self._slowest.offer(digest.duration_ms, digest.entry)
-            self._costliest.offer(digest.usage.cost_usd, digest.entry)
+            # Per-key rollups of the trace count it once each (their ``traces`` is 1).
+            for src, dst in (
+                (trace.by_model(), self._by_model),
+                (trace.by_agent(), self._by_agent),
+            ):
+                for key, part in src.items():
+                    rollup_slot(dst, key, max_keys, "dashboard").merge(part)
+            user = resolve_key(self._by_user, trace.user_id or NONE_LABEL, max_keys, "dashboard")
+            slot = rollup_slot(self._by_user, user, max_keys, "dashboard")
+            slot.merge(rollup)
+            slot.traces += 1
+            self._errors_by_user[user] += has_error
+            session = trace.session_id or NONE_LABEL
+            slot = rollup_slot(self._by_session, session, max_keys, "dashboard")
+            slot.merge(rollup)
+            slot.traces += 1
+            self._slowest.offer(duration_ms, digest.entry)
+            self._costliest.offer(rollup.cost_usd, digest.entry)
             self._recent.append(digest.entry)
 
     def _named_stage(self, kind: str, name: str) -> _Stage:
@@ -471,7 +445,7 @@ class ObservabilityDashboard:
         return stage
 
     @staticmethod
-    def _add_timing(stage: _Stage, timing: _SpanTiming, outermost: bool) -> None:
+    def _add_timing(stage: _Stage, timing: _Timing, outermost: bool) -> None:
         stage.inclusive.add(timing.inclusive_ms)
         stage.self_time.add(timing.self_ms)
         if outermost:
@@ -492,7 +466,6 @@ class ObservabilityDashboard:
                 "error_rate": self._error_traces / self._traces,
                 "error_traces": self._error_traces,
                 "span_count": self._spans,
-                "open_spans": self._open_spans,
                 "relative_accuracy": self.relative_accuracy,
                 "duration": {
                     "p50_ms": durations.quantile(0.50),
@@ -515,6 +488,9 @@ class ObservabilityDashboard:
                 },
                 "llm_calls": usage.llm_calls,
                 "unpriced_llm_calls": usage.unpriced_llm_calls,
+                "no_usage_llm_calls": usage.no_usage_llm_calls,
+                "estimated_llm_calls": usage.estimated_llm_calls,
+                "cost_complete": usage.cost_complete,
                 "span_distribution": dict(self._kind_counts),
                 "by_model": _rollups(self._by_model),
                 "by_agent": _rollups(self._by_agent),

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agentos_obs._internal.guard import report
-from agentos_obs.cost._analytics import BudgetAlert, CostAnalytics
+from agentos_obs.cost import BudgetAlert, CostAnalytics
 from agentos_obs.dashboard import ObservabilityDashboard
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.logs import StructuredLogger

@@ -1,4 +1,5 @@
-"""CostAnalytics and BudgetAlert: prototype API, span-processor feeding, windows, raise mode."""
+"""CostAnalytics and BudgetAlert: prototype API, span-processor feeding from sealed records,
+windows, raise mode."""
 
 from __future__ import annotations
 
@@ -9,9 +10,18 @@ from typing import Any
 import pytest
 
 import agentos_obs._internal.guard as _guard
-from agentos_obs.cost import BudgetAlert, BudgetStatus, CostAnalytics
+from agentos_obs.cost import BudgetAlert, BudgetStatus, CostAnalytics, budget_window
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
-from agentos_obs.tracing import Span, SpanKind, SpanStatus, Trace, Tracer
+from agentos_obs.pricing import Usage
+from agentos_obs.tracing import (
+    CostStatus,
+    Span,
+    SpanKind,
+    SpanRecord,
+    SpanStatus,
+    Tracer,
+    TraceRecord,
+)
 
 
 class FakeClock:
@@ -47,13 +57,12 @@ def llm_call(
                 tracer.record_llm_call(model, 100, 10, cost_usd=cost)
 
 
-def record_unpriced(span: Span, model: str, input_tokens: int, output_tokens: int) -> None:
-    """What Tracer.record_usage leaves on a span when no price is known (set by hand so
-    these tests do not depend on the price catalog)."""
-    span.model_name = model
-    span.input_tokens, span.output_tokens = input_tokens, output_tokens
-    span.cost_usd = None
-    span._shadow_ancestors()
+def record_unpriced(
+    tracer: Tracer, span: Span, model: str, input_tokens: int, output_tokens: int
+) -> None:
+    """Usage of a model the price catalogue does not know: the call's cost is unknown."""
+    tracer.record_usage(span, model=model, input_tokens=input_tokens, output_tokens=output_tokens)
+    assert span.cost_usd is None, f"{model} has a price: pick a model the catalogue lacks"
 
 
 # -- CostAnalytics -------------------------------------------------------------------------
@@ -133,7 +142,7 @@ def test_span_processor_rolls_up_by_model_user_agent() -> None:
             # Usage on the chain and on its child: only the innermost LLM span counts.
             tracer.record_usage(chain, model="gpt-4o", input_tokens=1, output_tokens=1, cost_usd=5)
             with tracer.start_span("llm", SpanKind.LLM) as span:
-                record_unpriced(span, "mystery", 7, 3)
+                record_unpriced(tracer, span, "mystery", 7, 3)
 
     summary = cost.summary()
     assert summary["calls"] == 4
@@ -314,8 +323,18 @@ def test_windows_are_utc_calendar_periods(period: str, now: str, start: str, end
     budget = BudgetAlert(budget_limit=1.0, period=period, clock=FakeClock(now))
     status = budget.status_for(None)
     utc = timezone.utc
-    assert status.window_start == datetime.fromisoformat(start).replace(tzinfo=utc)
-    assert status.window_end == datetime.fromisoformat(end).replace(tzinfo=utc)
+    expected = (
+        datetime.fromisoformat(start).replace(tzinfo=utc),
+        datetime.fromisoformat(end).replace(tzinfo=utc),
+    )
+    assert (status.window_start, status.window_end) == expected
+    # The same windows, public for the store's budget queries.
+    assert budget_window(period, FakeClock(now)()) == expected
+
+
+def test_budget_window_rejects_an_unknown_period() -> None:
+    with pytest.raises(ValueError, match="period"):
+        budget_window("yearly", 0.0)
 
 
 def test_lifetime_budget_never_rolls_over() -> None:
@@ -348,7 +367,7 @@ def test_unpriced_calls_add_no_spend() -> None:
     budget = BudgetAlert(budget_limit=1.0)
     tracer.add_span_processor(budget)
     with tracer.start_span("llm", SpanKind.LLM) as span:
-        record_unpriced(span, "mystery", 10, 10)
+        record_unpriced(tracer, span, "mystery", 10, 10)
     assert budget.current_spend == 0.0
 
 
@@ -357,7 +376,7 @@ def test_raise_mode_stops_the_next_llm_span_of_that_user_only() -> None:
     clock = FakeClock("2024-05-01T10:00:00")
     budget = BudgetAlert(budget_limit=1.0, period="daily", key="user", mode="raise", clock=clock)
     tracer = Tracer()
-    exported: list[Trace] = []
+    exported: list[TraceRecord] = []
     tracer.add_exporter(exported.append)
     tracer.add_span_processor(budget)
 
@@ -479,3 +498,156 @@ def test_processors_compare_by_identity() -> None:
     first, second = BudgetAlert(budget_limit=5.0), BudgetAlert(budget_limit=5.0)
     assert first != second
     assert len({first, second, CostAnalytics(), CostAnalytics()}) == 4
+
+
+# -- records: what on_end reads ------------------------------------------------------------
+def call_record(
+    *,
+    cost: float | None,
+    status: CostStatus,
+    llm_call: bool = True,
+    user: str | None = None,
+    agent: str | None = None,
+    model: str | None = None,
+) -> SpanRecord:
+    """A sealed record with no tree around it, as the store reads one back."""
+    return SpanRecord(
+        span_id="00000000000000a1",
+        trace_id="0" * 31 + "1",
+        parent_id="00000000000000ff",  # a parent nobody can walk to
+        name="call",
+        kind=SpanKind.LLM if llm_call else SpanKind.CHAIN,
+        status=SpanStatus.OK,
+        start_time=1_700_000_000_000_000_000,
+        end_time=1_700_000_000_500_000_000,
+        llm_call=llm_call,
+        usage=Usage(100, 20, 40) if status is not CostStatus.NO_USAGE else None,
+        cost_usd=cost,
+        cost_status=status if llm_call else None,
+        model=model,
+        user_id=user,
+        agent=agent,
+    )
+
+
+def test_on_end_attributes_from_the_record_fields_alone() -> None:
+    cost = CostAnalytics()
+    by_user = BudgetAlert(budget_limit=1.0, key="user")
+    by_agent = BudgetAlert(budget_limit=1.0, key="agent")
+    by_model = BudgetAlert(budget_limit=1.0, key="model")
+    record = call_record(
+        cost=0.25, status=CostStatus.PRICED, user="alice", agent="planner", model="gpt-4o"
+    )
+    for processor in (cost, by_user, by_agent, by_model):
+        processor.on_end(record)
+    summary = cost.summary()
+    assert summary["calls"] == 1
+    assert summary["cache_read_tokens"] == 40
+    assert set(summary["by_user"]) == {"alice"}
+    assert set(summary["by_agent"]) == {"planner"}
+    assert set(summary["by_model"]) == {"gpt-4o"}
+    assert by_user.status_for("alice").spend == pytest.approx(0.25)
+    assert by_agent.status_for("planner").spend == pytest.approx(0.25)
+    assert by_model.status_for("gpt-4o").spend == pytest.approx(0.25)
+
+
+def test_records_that_are_not_calls_count_nowhere() -> None:
+    # e.g. a chain span carrying usage that its LLM child already counts
+    record = call_record(cost=5.0, status=CostStatus.PRICED, llm_call=False, user="alice")
+    cost, budget = CostAnalytics(), BudgetAlert(budget_limit=1.0)
+    cost.on_end(record)
+    budget.on_end(record)
+    assert cost.summary()["calls"] == 0
+    assert cost.total_cost == 0.0
+    assert budget.current_spend == 0.0
+
+
+def test_one_good_and_one_failed_call_are_two_calls() -> None:
+    tracer = Tracer()
+    cost = CostAnalytics()
+    budget = BudgetAlert(budget_limit=1.0, key="agent")
+    tracer.add_span_processor(cost)
+    tracer.add_span_processor(budget)
+    with tracer.start_trace("q", attributes={"user.id": "alice"}):
+        with tracer.start_span("FunctionAgent.run", SpanKind.AGENT, {"agent.name": "planner"}):
+            with tracer.start_span("call", SpanKind.LLM):
+                tracer.record_llm_call("gpt-4o", 100, 10, cost_usd=0.5)
+            with pytest.raises(TimeoutError):
+                with tracer.start_span("call", SpanKind.LLM, {"llm.request_model": "gpt-4o"}):
+                    raise TimeoutError("provider timed out")
+
+    summary = cost.summary()
+    assert summary["calls"] == 2
+    assert summary["priced_calls"] == 1
+    assert summary["no_usage_calls"] == 1
+    assert summary["unpriced_calls"] == 0
+    assert summary["cost_complete"] is False  # the failed call's cost is unknown, not $0
+    assert summary["total_cost"] == pytest.approx(0.5)
+    assert summary["total_tokens"] == 110
+    assert summary["avg_cost_per_call"] == pytest.approx(0.5)  # over calls with a cost
+    gpt = summary["by_model"]["gpt-4o"]
+    assert (gpt["llm_calls"], gpt["no_usage_llm_calls"], gpt["cost_complete"]) == (2, 1, False)
+    assert summary["by_agent"]["planner"]["llm_calls"] == 2
+    assert summary["by_user"]["alice"]["llm_calls"] == 2
+    assert budget.status_for("planner").spend == pytest.approx(0.5)
+
+
+def test_estimated_calls_are_in_the_spend_and_counted_apart() -> None:
+    tracer = Tracer()
+    cost = CostAnalytics()
+    tracer.add_span_processor(cost)
+    with tracer.start_span("call", SpanKind.LLM, {"llm.usage.estimated": True}) as span:
+        tracer.record_usage(span, model="gpt-4o", input_tokens=10, output_tokens=5, cost_usd=0.2)
+    with tracer.start_span("call", SpanKind.LLM) as span:
+        record_unpriced(tracer, span, "mystery", 1, 1)
+    summary = cost.summary()
+    assert summary["calls"] == 2
+    assert summary["estimated_calls"] == 1
+    assert summary["unpriced_calls"] == 1
+    assert summary["total_cost"] == pytest.approx(0.2)
+    assert summary["cost_complete"] is False
+    assert summary["by_model"]["gpt-4o"]["estimated_llm_calls"] == 1
+    assert summary["by_model"]["mystery"]["unpriced_llm_calls"] == 1
+
+
+def test_agent_name_attribute_names_the_agent_everywhere() -> None:
+    tracer = Tracer()
+    cost = CostAnalytics()
+    budget = BudgetAlert(budget_limit=1.0, key="agent", mode="raise")
+    tracer.add_span_processor(cost)
+    tracer.add_span_processor(budget)
+    with tracer.start_span("FunctionAgent.run", SpanKind.AGENT, {"agent.name": "planner"}):
+        with tracer.start_span("step", SpanKind.CHAIN):
+            with tracer.start_span("call", SpanKind.LLM):
+                tracer.record_llm_call("gpt-4o", 100, 10, cost_usd=1.0)
+    assert set(cost.summary()["by_agent"]) == {"planner"}
+    assert [s.key_value for s in budget.status()] == ["planner"]
+    with pytest.raises(BudgetExceeded) as caught:  # raise mode: the live-span rule agrees
+        with tracer.start_span("FunctionAgent.run", SpanKind.AGENT, {"agent.name": "planner"}):
+            with tracer.start_span("call", SpanKind.LLM):
+                pass
+    assert caught.value.key == "planner"
+    with tracer.start_span("FunctionAgent.run", SpanKind.AGENT, {"agent.name": "coder"}):
+        with tracer.start_span("call", SpanKind.LLM):
+            pass  # another agent's budget is untouched
+
+
+def test_record_call_counts_like_a_traced_call() -> None:
+    traced, by_hand = CostAnalytics(), CostAnalytics()
+    tracer = Tracer()
+    tracer.add_span_processor(traced)
+    with tracer.start_trace("q", attributes={"user.id": "u"}):
+        with tracer.start_span("a", SpanKind.AGENT):
+            with tracer.start_span("call", SpanKind.LLM):
+                tracer.record_llm_call("gpt-4o", 100, 10, cost_usd=0.5, cache_read_tokens=30)
+    by_hand.record_call(100, 10, 0.5, model="gpt-4o", user="u", agent="a", cache_read_tokens=30)
+    assert traced.summary() == by_hand.summary()
+    assert by_hand.summary()["cost_complete"] is True
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_record_call_rejects_a_cost_that_is_not_a_finite_number(bad: float) -> None:
+    cost = CostAnalytics()
+    with pytest.raises(ValueError):
+        cost.record_call(1, 1, bad)
+    assert cost.calls == 0
