@@ -95,8 +95,17 @@ class UsageRollup:
         self.reasoning_tokens += usage.reasoning_tokens
 
     def merge(self, other: UsageRollup) -> None:
-        for name in UsageRollup.__slots__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.llm_calls += other.llm_calls
+        self.unpriced_llm_calls += other.unpriced_llm_calls
+        self.no_usage_llm_calls += other.no_usage_llm_calls
+        self.estimated_llm_calls += other.estimated_llm_calls
+        self.cost_usd += other.cost_usd
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.traces += other.traces
 
     def to_dict(self, *, with_traces: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
