@@ -6,6 +6,7 @@ import asyncio
 import random
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -497,15 +498,37 @@ def test_concurrent_traces_from_threads_are_all_counted(
     assert row(dashboard.get_latency_breakdown(), "llm")["count"] == 1600
 
 
+class ReadLog(list[Span]):
+    """A trace's span list that records which threads read it (the dashboard reads a
+    trace's spans when it folds the trace into its aggregates)."""
+
+    def __init__(self, spans: list[Span], readers: set[int]) -> None:
+        super().__init__(spans)
+        self.readers = readers
+
+    def __iter__(self) -> Iterator[Span]:
+        self.readers.add(threading.get_ident())
+        return super().__iter__()
+
+
 def test_record_trace_only_queues_and_a_background_thread_folds_in() -> None:
     dashboard = ObservabilityDashboard()
+    readers: list[set[int]] = []
     for _ in range(5):
-        dashboard.record_trace(timed_trace(10.0))
+        trace = timed_trace(10.0)
+        readers.append(set())
+        trace.spans = ReadLog(trace.spans, readers[-1])
+        dashboard.record_trace(trace)
+    me = threading.get_ident()
+    assert not any(me in seen for seen in readers)  # nothing folded on the caller's thread
     deadline = time.monotonic() + 10
-    while dashboard._pending and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not dashboard._pending  # folded in off the caller's thread
-    assert dashboard._traces == 5
+    while not all(readers) and time.monotonic() < deadline:
+        time.sleep(0.01)  # no query meanwhile: a query would fold them in itself
+    assert all(readers), "the background thread did not fold the traces in"
+    assert not any(me in seen for seen in readers)
+    # Public reads see all five, even if the drainer is still folding the last one in.
+    assert dashboard.trace_count == 5
+    assert dashboard.get_summary()["trace_count"] == 5
 
 
 def test_queries_see_every_trace_recorded_before_them() -> None:
