@@ -207,12 +207,29 @@ def test_chat_model_streams_text_then_a_last_chunk_with_usage() -> None:
     assert chunks[-1].chunk_position == "last"
 
 
-async def test_chat_model_async_paths_interleave() -> None:
+class InFlight(BaseCallbackHandler):
+    """The most model calls running at once."""
+
+    run_inline = True  # on the event loop's thread: no lock needed
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+
+    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+        self.now += 1
+        self.most = max(self.most, self.now)
+
+    def on_llm_end(self, *args: Any, **kwargs: Any) -> None:
+        self.now -= 1
+
+
+async def test_chat_model_async_paths_await_their_latency() -> None:
     model = FakeChatModel(latency_s=0.05)
-    started = asyncio.get_running_loop().time()
-    replies = await asyncio.gather(*(model.ainvoke("hi") for _ in range(20)))
+    in_flight = InFlight()
+    config: Any = {"callbacks": [in_flight]}
+    replies = await asyncio.gather(*(model.ainvoke("hi", config=config) for _ in range(20)))
     assert all(r.content == "hello world" for r in replies)
-    assert asyncio.get_running_loop().time() - started < 0.5  # awaited, not slept in turn
+    assert in_flight.most == 20  # each call awaited its latency: all of them overlapped
     chunks = [c async for c in model.astream("hi")]
     assert "".join(str(c.content) for c in chunks) == "hello world"
 
