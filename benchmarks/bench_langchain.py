@@ -27,10 +27,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.output_parsers import StrOutputParser
@@ -41,8 +38,8 @@ from agentos_obs.integrations.langchain import (
     instrument,
     uninstrument,
 )
+from agentos_obs.testing import FakeChatModel
 from agentos_obs.tracing import Tracer
-from lc_fakes import FakeUsageChatModel  # type: ignore[import-not-found]
 
 RUNS_PER_INVOKE = 4
 
@@ -55,7 +52,7 @@ class NoopHandler(BaseCallbackHandler):
 
 def build_chain() -> Any:
     prompt = ChatPromptTemplate.from_messages([("system", "Be brief."), ("human", "{q}")])
-    return prompt | FakeUsageChatModel(replies=["the answer is forty two"]) | StrOutputParser()
+    return prompt | FakeChatModel(replies=["the answer is forty two"]) | StrOutputParser()
 
 
 def rss_bytes() -> int:

@@ -5,13 +5,13 @@
     .venv/bin/python benchmarks/bench_llama_index.py --queries 100000   # long memory run
 
 Method: one process; a VectorStoreIndex query engine over MockEmbedding with an offline LLM
-that reports OpenAI-shaped usage in ``raw`` (tests/li_fakes.py), plain and streaming. Each
-variant — bare (no handler on the dispatcher), our handlers on a plain ``Tracer()``, our
-handlers on the full default stack (metrics, dashboard, cost) — is timed in interleaved
-rounds (bare, A, B, bare, A, B, …; the order rotates each round) so machine noise hits them
-alike. Attaching and detaching the handlers happens between batches, outside the timing.
-The figure is the median over rounds of µs per query; overhead = median(variant) −
-median(bare), and per span = overhead ÷ LlamaIndex spans per query (counted from a
+that reports OpenAI-shaped usage in ``raw`` (``agentos_obs.testing.FakeOpenAI``), plain and
+streaming. Each variant — bare (no handler on the dispatcher), our handlers on a plain
+``Tracer()``, our handlers on the full default stack (metrics, dashboard, cost) — is timed
+in interleaved rounds (bare, A, B, bare, A, B, …; the order rotates each round) so machine
+noise hits them alike. Attaching and detaching the handlers happens between batches,
+outside the timing. The figure is the median over rounds of µs per query; overhead =
+median(variant) − median(bare), and per span = overhead ÷ LlamaIndex spans per query (counted from a
 recorded trace). Memory: tracemalloc and RSS before and after many queries with the
 handlers attached (after a warm-up), plus the handler's own state sizes at the end.
 """
@@ -30,16 +30,19 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _harness import environment
 
-import agentos_obs._internal.guard as _guard
 from agentos_obs.integrations.llama_index import instrument, uninstrument
+from agentos_obs.testing import FakeOpenAI, failure_counts
 from agentos_obs.tracing import Tracer
-from li_fakes import UsageLLM, make_index  # type: ignore[import-not-found]
 
 QUESTION = "What is the capital of France?"
+DOCS = [
+    "The capital of France is Paris. It sits on the Seine.",
+    "Mount Everest is the highest mountain above sea level.",
+    "Python was created by Guido van Rossum and released in 1991.",
+]
 
 
 def rss_bytes() -> int:
@@ -58,10 +61,21 @@ def tracers() -> dict[str, Tracer | None]:
     return out
 
 
+def make_index() -> Any:
+    """A vector index over three documents with offline embeddings."""
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core.embeddings import MockEmbedding
+
+    return VectorStoreIndex.from_documents(
+        [Document(text=text) for text in DOCS],
+        embed_model=MockEmbedding(embed_dim=8, model_name="text-embedding-3-small"),
+    )
+
+
 def workloads() -> dict[str, Callable[[], Any]]:
     index = make_index()
-    plain = index.as_query_engine(llm=UsageLLM())
-    streaming = index.as_query_engine(llm=UsageLLM(), streaming=True)
+    plain = index.as_query_engine(llm=FakeOpenAI())
+    streaming = index.as_query_engine(llm=FakeOpenAI(), streaming=True)
 
     def query() -> Any:
         return plain.query(QUESTION)
@@ -268,7 +282,7 @@ def main() -> None:
     if queries > 0:  # --queries 0 skips the memory run
         print("## Memory\n")
         print(memory(workloads()["query"], queries))
-    failures = _guard.failure_counts()
+    failures = failure_counts()
     if failures:
         print(f"\nhandler failures counted: {failures}")
 

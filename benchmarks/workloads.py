@@ -1,4 +1,5 @@
-"""The six benchmark workloads, offline: fake models built on the frameworks' real classes.
+"""The six benchmark workloads, offline: the fake models of ``agentos_obs.testing``, built on
+the frameworks' real classes.
 
 Every fake reports token usage the way a provider integration does (LangChain:
 ``AIMessage.usage_metadata`` and ``response_metadata["model_name"]``, a final streamed
@@ -21,34 +22,25 @@ is also how globally instrumented configurations run).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    AsyncCallbackManagerForRetrieverRun,
-    CallbackManagerForLLMRun,
-    CallbackManagerForRetrieverRun,
-)
 from langchain_core.documents import Document
-from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.ai import UsageMetadata
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 from langchain_core.tools import tool
+
+from agentos_obs.testing import FakeChatModel, FakeRetriever
 
 __all__ = [
     "CONCURRENCY",
     "LANGCHAIN_WORKLOADS",
-    "BenchChatModel",
-    "BenchRetriever",
     "Workload",
+    "bench_chat_model",
+    "bench_retriever",
     "build_agent_pipeline",
     "build_lcel_chain",
     "build_llamaindex_query_engine",
@@ -56,105 +48,24 @@ __all__ = [
 ]
 
 MODEL = "gpt-4o-mini"
-PROVIDER = "openai"
 INPUT_TOKENS = 42
 OUTPUT_TOKENS = 7
 CONCURRENCY = 200
 REPLY = "Paris is the capital of France and it is sunny today"
+# A secret no tool should record: the fake model puts it in its invocation parameters.
+API_KEY = "sk-bench-0123456789abcdefghijklmnop"
 
 
-def _usage() -> UsageMetadata:
-    return UsageMetadata(
+def bench_chat_model() -> FakeChatModel:
+    """A chat model that answers instantly and reports usage like ``ChatOpenAI``."""
+    return FakeChatModel(
+        model_name=MODEL,
+        provider="openai",
+        replies=[REPLY],
         input_tokens=INPUT_TOKENS,
         output_tokens=OUTPUT_TOKENS,
-        total_tokens=INPUT_TOKENS + OUTPUT_TOKENS,
+        api_key=API_KEY,
     )
-
-
-class BenchChatModel(BaseChatModel):
-    """A chat model that answers instantly and reports usage like ``ChatOpenAI``."""
-
-    model_name: str = MODEL
-    api_key: str = "sk-bench-0123456789abcdefghijklmnop"  # a secret no tool should record
-
-    @property
-    def _llm_type(self) -> str:
-        return "bench-chat"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name}
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = PROVIDER
-        params["ls_model_name"] = self.model_name
-        return params
-
-    def _result(self) -> ChatResult:
-        message = AIMessage(
-            content=REPLY,
-            usage_metadata=_usage(),
-            response_metadata={"model_name": self.model_name, "finish_reason": "stop"},
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return self._result()
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return self._result()
-
-    def _chunks(self) -> list[ChatGenerationChunk]:
-        # Text chunks, then an empty chunk with usage (OpenAI's ``stream_usage=True`` shape).
-        words = REPLY.split(" ")
-        chunks = [
-            ChatGenerationChunk(message=AIMessageChunk(content=w if i == 0 else " " + w))
-            for i, w in enumerate(words)
-        ]
-        final = AIMessageChunk(
-            content="",
-            usage_metadata=_usage(),
-            response_metadata={"model_name": self.model_name, "finish_reason": "stop"},
-        )
-        chunks.append(ChatGenerationChunk(message=final))
-        return chunks
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        for chunk in self._chunks():
-            if run_manager:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
-
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        for chunk in self._chunks():
-            if run_manager:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
 
 
 _DOCS = [
@@ -165,21 +76,9 @@ _DOCS = [
 ]
 
 
-class BenchRetriever(BaseRetriever):
-    """Returns the documents sharing a word with the query (at most ``k``)."""
-
-    k: int = 2
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        words = set(query.lower().replace("?", "").split())
-        return [d for d in _DOCS if words & set(d.page_content.lower().split())][: self.k]
-
-    async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        return self._get_relevant_documents(query, run_manager=run_manager.get_sync())
+def bench_retriever() -> FakeRetriever:
+    """Keyword search over four documents, at most two hits."""
+    return FakeRetriever(documents=_DOCS, k=2)
 
 
 @tool
@@ -201,7 +100,7 @@ _RAG_PROMPT = ChatPromptTemplate.from_messages(
 
 def build_lcel_chain() -> Runnable[dict[str, str], str]:
     """Workload (1)/(2)/(4): prompt | chat model | parser (4 runs per invocation)."""
-    return _PROMPT | BenchChatModel() | StrOutputParser()
+    return _PROMPT | bench_chat_model() | StrOutputParser()
 
 
 def _plan(inputs: dict[str, str]) -> dict[str, str]:
@@ -228,9 +127,9 @@ def build_agent_pipeline() -> Runnable[dict[str, str], dict[str, Any]]:
     (sequence › prompt, model, parser), postprocess.
     """
     context = (
-        itemgetter("question") | BenchRetriever() | RunnableLambda(_format_docs)
+        itemgetter("question") | bench_retriever() | RunnableLambda(_format_docs)
     ).with_config(run_name="retrieve_context")
-    answer = (_RAG_PROMPT | BenchChatModel() | StrOutputParser()).with_config(run_name="answer")
+    answer = (_RAG_PROMPT | bench_chat_model() | StrOutputParser()).with_config(run_name="answer")
     pipeline = (
         RunnableLambda(_plan).with_config(run_name="plan")
         | RunnablePassthrough.assign(context=context).with_config(run_name="gather")
@@ -248,50 +147,22 @@ def build_llamaindex_query_engine() -> Any:
     """
     from llama_index.core import Document as LIDocument
     from llama_index.core import VectorStoreIndex
-    from llama_index.core.base.llms.types import (
-        CompletionResponse,
-        CompletionResponseGen,
-        LLMMetadata,
-    )
     from llama_index.core.embeddings import MockEmbedding
-    from llama_index.core.llms import CustomLLM
-    from llama_index.core.llms.callbacks import llm_completion_callback
 
-    class BenchLLM(CustomLLM):
-        """Answers instantly; usage in ``raw`` the way the OpenAI integration puts it."""
+    from agentos_obs.testing import FakeOpenAI
 
-        @property
-        def metadata(self) -> LLMMetadata:
-            return LLMMetadata(model_name=MODEL, is_chat_model=False)
-
-        def _response(self, text: str) -> CompletionResponse:
-            raw = {
-                "model": MODEL,
-                "usage": {
-                    "prompt_tokens": INPUT_TOKENS,
-                    "completion_tokens": OUTPUT_TOKENS,
-                    "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS,
-                },
-            }
-            return CompletionResponse(text=text, raw=raw)
-
-        @llm_completion_callback()
-        def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-            return self._response(REPLY)
-
-        @llm_completion_callback()
-        def stream_complete(
-            self, prompt: str, formatted: bool = False, **kwargs: Any
-        ) -> CompletionResponseGen:
-            def gen() -> CompletionResponseGen:
-                yield self._response(REPLY)
-
-            return gen()
-
+    llm = FakeOpenAI(
+        model=MODEL,
+        reply=REPLY,
+        input_tokens=INPUT_TOKENS,
+        output_tokens=OUTPUT_TOKENS,
+        cache_read_tokens=0,
+        reasoning_tokens=0,
+    )
     documents = [LIDocument(text=d.page_content, metadata=dict(d.metadata)) for d in _DOCS]
     embed = MockEmbedding(embed_dim=8)
     index = VectorStoreIndex.from_documents(documents, embed_model=embed)
-    return index.as_query_engine(llm=BenchLLM(), similarity_top_k=2)
+    return index.as_query_engine(llm=llm, similarity_top_k=2)
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""Offline LlamaIndex fakes: real LlamaIndex classes (CustomLLM, MockFunctionCallingLLM,
-MockEmbedding), never mocks of the framework. They report token usage the way provider
-integrations do, in ``ChatResponse.raw`` / ``CompletionResponse.raw``, as a dict or as an
-SDK-like pydantic object, in OpenAI or Anthropic shape."""
+"""What the LlamaIndex tests share beyond ``agentos_obs.testing.FakeOpenAI``: real LlamaIndex
+classes (MockFunctionCallingLLM, MockEmbedding), never mocks of the framework, reporting
+token usage the way provider integrations do, in ``ChatResponse.raw`` /
+``CompletionResponse.raw``, as a dict or as an SDK-like pydantic object, in OpenAI,
+Anthropic, Gemini or Groq shape."""
 
 from __future__ import annotations
 
@@ -15,21 +16,20 @@ from llama_index.core.base.llms.types import (
     ChatResponse,
     ChatResponseAsyncGen,
     ChatResponseGen,
-    CompletionResponse,
-    CompletionResponseGen,
     LLMMetadata,
 )
 from llama_index.core.embeddings import MockEmbedding
-from llama_index.core.llms import CustomLLM, MockFunctionCallingLLM
-from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms import MockFunctionCallingLLM
+from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel
+
+from agentos_obs.testing import FakeOpenAI
 
 __all__ = [
     "ANTHROPIC_USAGE",
     "DOCS",
     "OPENAI_USAGE",
-    "Traced",
     "UsageFunctionCallingLLM",
     "UsageLLM",
     "check_tree",
@@ -143,30 +143,17 @@ def sdk_raw(model: str) -> SDKCompletion:
     )
 
 
-class UsageLLM(CustomLLM):
-    """A completion LLM whose responses carry provider usage in ``raw``.
+class UsageLLM(FakeOpenAI):
+    """``agentos_obs.testing.FakeOpenAI`` answering in other providers' usage shapes too.
 
     ``shape``: "openai" | "anthropic" | "sdk" (a pydantic object) | "gemini" | "groq" |
-    "additional_kwargs" (counts there, raw empty) | "none". Streaming puts usage on the final
-    chunk only (as OpenAI does with ``stream_options.include_usage``). ``fail`` raises that
-    exception from the call; ``fail_mid_stream`` raises it after the first chunk.
+    "additional_kwargs" (counts there, raw empty) | "none". Named so that the integration
+    finds no provider in the class name (the shapes say which provider answered).
     """
 
-    model: str = "gpt-4o-mini"
     shape: str = "openai"
-    reply: str = "Paris is the capital of France."
-    chunks: int = 4
-    chat_model: bool = False
-    fail: Any = None
-    fail_mid_stream: Any = None
-    reported: int = 0  # usage reports made, i.e. real provider calls
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name=self.model, is_chat_model=self.chat_model)
-
-    def _raw(self) -> Any:
-        self.reported += 1
+    def raw_response(self, prompt: str, text: str) -> Any:
         if self.shape == "openai":
             return openai_raw(self.model)
         if self.shape == "anthropic":
@@ -177,49 +164,18 @@ class UsageLLM(CustomLLM):
             return gemini_raw(self.model)
         if self.shape == "groq":
             return groq_raw(self.model)
-        self.reported -= 1
         return None
 
-    def _extra(self) -> dict[str, Any]:
+    def extra_kwargs(self, prompt: str, text: str) -> dict[str, Any]:
         """Some integrations (llama-index-llms-openai) also copy counts to additional_kwargs."""
         if self.shape != "additional_kwargs":
             return {}
-        self.reported += 1
         u = OPENAI_USAGE
         return {
             "prompt_tokens": u["input"],
             "completion_tokens": u["output"],
             "total_tokens": u["input"] + u["output"],
         }
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        if self.fail is not None:
-            raise self.fail
-        return CompletionResponse(text=self.reply, raw=self._raw(), additional_kwargs=self._extra())
-
-    @llm_completion_callback()
-    def stream_complete(
-        self, prompt: str, formatted: bool = False, **kwargs: Any
-    ) -> CompletionResponseGen:
-        if self.fail is not None:
-            raise self.fail
-        words = self.reply.split(" ")
-        size = max(1, len(words) // self.chunks)
-        pieces = [" ".join(words[i : i + size]) + " " for i in range(0, len(words), size)]
-
-        def gen() -> Iterator[CompletionResponse]:
-            text = ""
-            for n, piece in enumerate(pieces):
-                if n == 1 and self.fail_mid_stream is not None:
-                    raise self.fail_mid_stream
-                text += piece
-                last = n == len(pieces) - 1
-                yield CompletionResponse(
-                    text=text, delta=piece, raw=self._raw() if last else {"model": self.model}
-                )
-
-        return gen()
 
 
 class UsageFunctionCallingLLM(MockFunctionCallingLLM):
@@ -290,29 +246,7 @@ def make_tool(name: str = "adder") -> FunctionTool:
     return FunctionTool.from_defaults(fn=add, name=name, description="Add two integers.")
 
 
-# -- recording ------------------------------------------------------------------------------
-
-
-class Traced:
-    """A tracer with our handlers attached to the root dispatcher, recording every trace."""
-
-    def __init__(self, tracer: Any, handler: Any) -> None:
-        self.tracer = tracer
-        self.handler = handler
-        self.traces: list[Any] = []
-        tracer.add_exporter(self.traces.append)
-
-    def only_trace(self) -> Any:
-        assert len(self.traces) == 1, [t.name for t in self.traces]
-        return self.traces[0]
-
-    def spans(self, name: str | None = None, kind: Any = None) -> list[Any]:
-        return [
-            s
-            for t in self.traces
-            for s in t.spans
-            if (name is None or s.name == name) and (kind is None or s.kind is kind)
-        ]
+# -- checking trees ------------------------------------------------------------------------
 
 
 def tree(span: Any, depth: int = 0) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-import agentos_obs._internal.guard as _guard
+from agentos_obs import testing
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.logs import (
     CorrelatedStreamHandler,
@@ -34,11 +34,6 @@ from agentos_obs.logs import (
     to_jsonable,
 )
 from agentos_obs.tracing import SpanKind, Tracer
-
-
-@pytest.fixture
-def tracer() -> Tracer:
-    return Tracer("svc")
 
 
 @pytest.fixture
@@ -258,7 +253,7 @@ def test_failing_handler_is_counted_and_others_still_run(lenient: None) -> None:
     logger.info("one")
     logger.info("two")
     assert before == after == ["one", "two"]
-    counts = _guard.failure_counts()
+    counts = testing.failure_counts()
     assert counts[next(k for k in counts if k.startswith("log_handler:") and "broken" in k)] == 2
 
 

@@ -84,7 +84,7 @@ def test_demo_prints_trees_costs_latency_and_error_rate(demo: tuple[Path, Any]) 
     for agent in DEMO_AGENTS | {"release_notes", "build_docs_index"}:
         assert agent in out
     # the span trees: tools, the retriever, the LlamaIndex query engine, the failing tool
-    for span in ("search_docs", "calculator", "DemoRetriever", "RetrieverQueryEngine.query"):
+    for span in ("search_docs", "calculator", "FakeRetriever", "RetrieverQueryEngine.query"):
         assert span in out
     assert "get_order_status" in out and "ERROR: orders service unreachable" in out
     assert "first token" in out  # the streaming call's time to first token
@@ -209,7 +209,7 @@ def test_traces_show_by_prefix(db: Path, store: SQLiteStore) -> None:
     assert any("get_order_status" in line and "ERROR" in line for line in lines)
     # the retriever is drawn under its tool: deeper indentation on the next line
     tool_line = next(i for i, line in enumerate(lines) if "search_docs" in line)
-    assert "DemoRetriever" in lines[tool_line + 1]
+    assert "FakeRetriever" in lines[tool_line + 1]
     assert lines[tool_line + 1].index("retrieval") > lines[tool_line].index("tool")
 
     data = run_json("traces", "show", prefix, "--db", str(db))
@@ -537,14 +537,14 @@ def test_demo_in_process_has_no_internal_failures(
 ) -> None:
     """Strict mode is on in the test suite: any failure inside agentos_obs during the demo (an
     integration, the store, pricing) re-raises here instead of being logged and counted."""
-    import agentos_obs._internal.guard as _guard
+    from agentos_obs import testing
     from agentos_obs.cli import main
 
     assert main(["demo", "--fast", "--format", "json", "--db", str(tmp_path / "strict.db")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["summary"]["trace_count"] == 8
-    assert _guard.failure_counts() == {}
-    assert not _guard.dropped_counts()
+    assert testing.failure_counts() == {}
+    assert not testing.dropped_counts()
 
 
 def test_missing_rich_names_the_extra(

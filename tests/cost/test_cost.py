@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import agentos_obs._internal.guard as _guard
+from agentos_obs import testing
 from agentos_obs.cost import BudgetAlert, BudgetStatus, CostAnalytics, budget_window
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
 from agentos_obs.pricing import Usage
@@ -453,7 +453,7 @@ def test_raising_callback_is_counted_and_the_app_is_unaffected() -> None:
                 tracer.record_llm_call("m", 1, 1, cost_usd=0.9)
             results.append(user)  # the app carries on after the span ended
     assert results == ["alice", "bob"]
-    assert _guard.failure_counts()["budget_alert.on_alert"] == 2
+    assert testing.failure_counts()["budget_alert.on_alert"] == 2
     assert budget.status_for("bob").alerting
 
 

@@ -13,24 +13,12 @@ from typing import Any
 
 import pytest
 
-import agentos_obs._internal.guard as _guard
+from agentos_obs import testing
 from agentos_obs._internal.batching import BatchWorker
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.exporters.console import ConsoleExporter, format_trace
 from agentos_obs.exporters.jsonl import JSONLExporter
 from agentos_obs.tracing import SpanKind, Trace, Tracer
-
-
-class FixedPricing:
-    def cost(self, model: str, usage: Any, provider: str | None = None) -> float | None:
-        if model == "mystery":
-            return None
-        return usage.input_tokens / 1000 + usage.output_tokens / 500
-
-
-@pytest.fixture
-def tracer() -> Tracer:
-    return Tracer("svc", pricing=FixedPricing())  # type: ignore[arg-type]
 
 
 def agent_trace(tracer: Tracer, name: str = "research", payload: str = "") -> Trace:
@@ -141,7 +129,7 @@ def test_jsonl_configuration_and_late_exports(tracer: Tracer, tmp_path: Path) ->
     exporter = JSONLExporter(tmp_path / "x.jsonl")
     exporter.close()
     exporter.export(agent_trace(tracer))
-    assert _guard.dropped_counts()["jsonl"] == 1
+    assert testing.dropped_counts()["jsonl"] == 1
 
 
 def test_jsonl_write_failures_are_counted(lenient: None, tracer: Tracer, tmp_path: Path) -> None:
@@ -150,8 +138,8 @@ def test_jsonl_write_failures_are_counted(lenient: None, tracer: Tracer, tmp_pat
     (tmp_path / "gone").write_text("now a file")
     exporter.export(agent_trace(tracer))
     assert exporter.flush()
-    assert _guard.dropped_counts()["jsonl"] == 1
-    assert _guard.failure_counts()["jsonl"] == 1
+    assert testing.dropped_counts()["jsonl"] == 1
+    assert testing.failure_counts()["jsonl"] == 1
     exporter.close()
 
 
@@ -230,7 +218,7 @@ def test_batch_worker_flush_waits_for_everything_queued_before() -> None:
     assert all(len(batch) <= 4 for batch in handled)
     worker.close()
     assert not worker.put(99)
-    assert _guard.dropped_counts()["t"] == 1
+    assert testing.dropped_counts()["t"] == 1
 
 
 def test_batch_worker_counts_drops_when_full() -> None:
@@ -239,7 +227,7 @@ def test_batch_worker_counts_drops_when_full() -> None:
     )
     results = [worker.put(i) for i in range(5)]
     assert results == [True, True, True, False, False]
-    assert worker.dropped == 2 and _guard.dropped_counts()["full"] == 2
+    assert worker.dropped == 2 and testing.dropped_counts()["full"] == 2
     assert worker.flush() and worker.pending == 0
     worker.close()
 
@@ -254,8 +242,8 @@ def test_batch_worker_expected_errors_are_counted_not_raised() -> None:
     worker.put(1)
     worker.put(2)
     assert worker.flush()  # strict mode is on, yet an environmental failure is not a bug
-    assert _guard.dropped_counts()["io"] == 2
-    assert _guard.failure_counts()["io"] >= 1
+    assert testing.dropped_counts()["io"] == 2
+    assert testing.failure_counts()["io"] >= 1
     worker.close()
 
 

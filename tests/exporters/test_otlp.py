@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-import agentos_obs._internal.guard as _guard
+from agentos_obs import testing
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.exporters.otlp import OTLPExporter, parse_headers
 from agentos_obs.tracing import Span, SpanKind, SpanStatus, Trace, Tracer
@@ -25,20 +25,10 @@ KIND_INTERNAL, KIND_CLIENT = 1, 3
 FLAG_PARENT_IS_REMOTE = 0x200
 
 
-class FixedPricing:
-    def cost(self, model: str, usage: Any, provider: str | None = None) -> float | None:
-        return usage.input_tokens / 1000 + usage.output_tokens / 500
-
-
 @pytest.fixture
 def receiver() -> Iterator[OTLPReceiver]:
     with OTLPReceiver() as r:
         yield r
-
-
-@pytest.fixture
-def tracer() -> Tracer:
-    return Tracer("research-svc", pricing=FixedPricing())  # type: ignore[arg-type]
 
 
 def exporter_for(receiver: OTLPReceiver, **kw: Any) -> OTLPExporter:
@@ -127,7 +117,7 @@ def test_spans_arrive_with_exact_ids_parents_times_and_both_vocabularies(
         assert received.trace_id == trace.trace_id == span.trace_id
         assert received.parent_span_id == (span.parent_id or "")
         assert (received.start_time, received.end_time) == (span.start_time, span.end_time)
-        assert received.resource["service.name"] == "research-svc"
+        assert received.resource["service.name"] == "svc"
         assert received.scope == "agentos_obs"
         # Every span can be filtered by user and session in Phoenix or Langfuse.
         assert received.attributes["user.id"] == "u-42"
@@ -329,7 +319,7 @@ def test_endpoint_down_costs_the_app_nothing_and_is_counted(lenient: None, trace
             answers.append(i)
     assert answers == [0, 1, 2, 3, 4]
     assert exporter.flush(timeout_s=30)
-    assert _guard.dropped_counts()["otlp"] == 5 == exporter.dropped
+    assert testing.dropped_counts()["otlp"] == 5 == exporter.dropped
     exporter.shutdown()
 
 
@@ -343,7 +333,7 @@ def test_http_500_is_counted_and_delivery_resumes(
         with tracer.start_span(f"lost-{i}", SpanKind.CHAIN):
             pass
     assert exporter.flush()
-    assert _guard.dropped_counts()["otlp"] == 3
+    assert testing.dropped_counts()["otlp"] == 3
     assert receiver.attempts >= 3 and receiver.spans == []
     receiver.status_code = 200
     with tracer.start_span("delivered", SpanKind.CHAIN):
@@ -364,12 +354,12 @@ def test_a_slow_endpoint_never_blocks_the_app(
         with tracer.start_span(f"job-{i}", SpanKind.CHAIN):
             pass
     assert receiver.wait_for_attempts(1)  # the exporter thread is stuck in a request
-    dropped = _guard.dropped_counts()["otlp"]
+    dropped = testing.dropped_counts()["otlp"]
     assert 50 - 6 <= dropped <= 50 - 5
     receiver.gate.set()
     assert exporter.flush(timeout_s=60)
     assert receiver.wait_for_spans(50 - dropped)
-    assert len(receiver.spans) + _guard.dropped_counts()["otlp"] == 50
+    assert len(receiver.spans) + testing.dropped_counts()["otlp"] == 50
     exporter.shutdown()
 
 
@@ -382,7 +372,7 @@ def test_a_request_that_times_out_is_counted(
     with tracer.start_span("slow", SpanKind.CHAIN):
         pass
     assert exporter.flush(timeout_s=30)
-    assert _guard.dropped_counts()["otlp"] == 1
+    assert testing.dropped_counts()["otlp"] == 1
     receiver.gate.set()
     exporter.shutdown()
 
@@ -433,7 +423,7 @@ def test_unexpected_span_ids_are_skipped_and_counted(
     exporter.shutdown()
     assert receiver.wait_for_spans(1)
     assert [s.name for s in receiver.spans] == ["good"]
-    assert _guard.dropped_counts()["otlp.invalid_ids"] == 1
+    assert testing.dropped_counts()["otlp.invalid_ids"] == 1
 
 
 def received(receiver: OTLPReceiver, name: str) -> ReceivedSpan:
@@ -489,4 +479,4 @@ def test_a_forked_worker_exports_through_its_own_connection(
     exporter.shutdown()
     assert receiver.wait_for_spans(3)
     assert sorted(s.name for s in receiver.spans) == ["from-child", "from-parent", "parent-again"]
-    assert {s.resource["service.name"] for s in receiver.spans} == {"research-svc", "child"}
+    assert {s.resource["service.name"] for s in receiver.spans} == {"svc", "child"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-import agentos_obs._internal.guard as _guard
+from agentos_obs import testing
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.metrics import (
     GENAI_TOKEN_BUCKETS,
@@ -41,8 +41,13 @@ def registry() -> MetricsRegistry:
 
 
 @pytest.fixture
-def tracer(registry: MetricsRegistry) -> Tracer:
-    tracer = Tracer("test", pricing=NoPrices())  # type: ignore[arg-type]
+def pricing() -> NoPrices:
+    return NoPrices()
+
+
+@pytest.fixture
+def tracer(tracer: Tracer, registry: MetricsRegistry) -> Tracer:
+    """The shared tracer (unpriced here) with span metrics into ``registry``."""
     tracer.add_span_processor(SpanMetricsProcessor(registry))
     return tracer
 
@@ -311,7 +316,7 @@ def test_label_values_are_bounded(registry: MetricsRegistry, lenient: None) -> N
     assert value(registry, "tool_calls_total", tool="a") == 1
     assert value(registry, "tool_calls_total", tool="other") == 2
     assert value(registry, "tool_calls_total", tool="c") == 0
-    assert _guard.dropped_counts()["span_metrics.labels"] == 2
+    assert testing.dropped_counts()["span_metrics.labels"] == 2
 
 
 def test_one_processor_per_registry(registry: MetricsRegistry) -> None:

@@ -17,8 +17,8 @@ import pytest
 from genai_prices import data_snapshot
 from genai_prices.types import ModelPrice as CatalogModelPrice
 
-import agentos_obs._internal.guard as _guard
 import agentos_obs.pricing._catalog as pricing
+from agentos_obs import testing
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.pricing import ModelPrice, PriceCatalog, Usage, default_catalog, extract_usage
 
@@ -576,7 +576,7 @@ def test_cost_accepts_raw_usage_and_never_raises_in_production(
 
     monkeypatch.setattr(pricing._Plan, "cost", broken)
     assert catalog.cost("gpt-4o", CALL) is None
-    assert _guard.failure_counts()["pricing"] == 1
+    assert testing.failure_counts()["pricing"] == 1
 
 
 def test_internal_failure_surfaces_in_strict_mode(

@@ -1,35 +1,15 @@
-"""Shared pieces of the reliability suite: a collecting tracer, hostile payloads, and a
-check that what was recorded is a set of whole, non-duplicated trees."""
+"""Shared pieces of the reliability suite: hostile payloads, and a check that what was
+recorded is a set of whole, non-duplicated trees."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from agentos_obs import Trace, Tracer, TracerConfig
-
-
-class Collector:
-    """A tracer whose exporter keeps every finished trace (thread-safe)."""
-
-    def __init__(self, *, capture_content: bool = False) -> None:
-        self.tracer = Tracer(
-            config=TracerConfig(service_name="reliability", capture_content=capture_content)
-        )
-        self.traces: list[Trace] = []
-        self._lock = threading.Lock()
-        self.tracer.add_exporter(self._export)
-
-    def _export(self, trace: Trace) -> None:
-        with self._lock:
-            self.traces.append(trace)
-
-    def span_ids(self) -> list[str]:
-        return [s.span_id for t in self.traces for s in t.spans]
+from agentos_obs import Trace
 
 
 def assert_whole_trees(traces: list[Trace]) -> None:
@@ -100,8 +80,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords and "reliability" in item.nodeid:
             item.add_marker(skip)
-
-
-@pytest.fixture
-def collector() -> Collector:
-    return Collector()

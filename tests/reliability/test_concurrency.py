@@ -26,11 +26,12 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 from langchain_core.tools import tool
 
 import agentos_obs.integrations.langchain as lc_integration
-from agentos_obs import Span, Trace
+from agentos_obs import Span, Trace, Tracer
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
-from lc_fakes import FakeUsageChatModel, KeywordRetriever
+from agentos_obs.testing import FakeChatModel, FakeRetriever, InMemoryExporter
+from conftest import traced
 
-from .conftest import Collector, assert_whole_trees
+from .conftest import assert_whole_trees
 
 QUESTION = {"question": "What is the capital of France?"}
 
@@ -57,16 +58,14 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-def chat_chain(delay_s: float = 0.0) -> Runnable[Any, Any]:
+def chat_chain(latency_s: float = 0.0) -> Runnable[Any, Any]:
     prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
-    return prompt | FakeUsageChatModel(delay_s=delay_s) | StrOutputParser()
+    return prompt | FakeChatModel(latency_s=latency_s) | StrOutputParser()
 
 
-def agent_pipeline(delay_s: float = 0.0) -> Runnable[Any, Any]:
+def agent_pipeline(latency_s: float = 0.0) -> Runnable[Any, Any]:
     """Nested runnables with a retriever and a tool (15 runs per invocation)."""
-    retriever = KeywordRetriever(
-        documents=[Document(page_content="Paris is the capital of France")]
-    )
+    retriever = FakeRetriever(documents=[Document(page_content="Paris is the capital of France")])
 
     def call_tool(inputs: dict[str, Any]) -> dict[str, Any]:
         return {**inputs, "weather": get_weather.invoke({"city": "Paris"})}
@@ -80,7 +79,7 @@ def agent_pipeline(delay_s: float = 0.0) -> Runnable[Any, Any]:
     context: Runnable[Any, str] = RunnableLambda(question) | retriever | RunnableLambda(join)
     answer = (
         ChatPromptTemplate.from_messages([("human", "{context} {weather} {question}")])
-        | FakeUsageChatModel(delay_s=delay_s)
+        | FakeChatModel(latency_s=latency_s)
         | StrOutputParser()
     )
     return (
@@ -92,18 +91,20 @@ def agent_pipeline(delay_s: float = 0.0) -> Runnable[Any, Any]:
 
 
 def reference_signature(build: Callable[[], Runnable[Any, Any]]) -> tuple[Any, ...]:
-    col = Collector()
-    build().invoke(QUESTION, config={"callbacks": [AgentOSCallbackHandler(tracer=col.tracer)]})
-    assert len(col.traces) == 1
-    return signature(col.traces[0])
+    tracer, exporter = traced()
+    build().invoke(QUESTION, config={"callbacks": [AgentOSCallbackHandler(tracer=tracer)]})
+    assert len(exporter.traces) == 1
+    return signature(exporter.traces[0])
 
 
-def assert_all_like(col: Collector, expected: tuple[Any, ...], count: int) -> None:
-    assert len(col.traces) == count
-    assert_whole_trees(col.traces)
-    shapes = Counter(signature(t) for t in col.traces)
+def assert_all_like(
+    tracer: Tracer, exporter: InMemoryExporter, expected: tuple[Any, ...], count: int
+) -> None:
+    assert len(exporter.traces) == count
+    assert_whole_trees(exporter.traces)
+    shapes = Counter(signature(t) for t in exporter.traces)
     assert shapes == Counter({expected: count}), f"{len(shapes)} different trace shapes"
-    assert col.tracer.active_trace_count == 0
+    assert tracer.active_trace_count == 0
 
 
 async def _gather(chain: Runnable[Any, Any], n: int, config: Any) -> list[Any]:
@@ -116,22 +117,22 @@ async def _gather(chain: Runnable[Any, Any], n: int, config: Any) -> list[Any]:
 )
 def test_thousands_of_concurrent_async_runs_share_one_handler(runs: int) -> None:
     expected = reference_signature(chat_chain)
-    col = Collector()
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
+    tracer, exporter = traced()
+    handler = AgentOSCallbackHandler(tracer=tracer)
     # A real await inside the model makes the runs interleave at every step.
-    results = asyncio.run(_gather(chat_chain(delay_s=0.001), runs, {"callbacks": [handler]}))
+    results = asyncio.run(_gather(chat_chain(latency_s=0.001), runs, {"callbacks": [handler]}))
     assert len(results) == runs and len(set(results)) == 1
     assert handler.open_run_count == 0
-    assert_all_like(col, expected, runs)
+    assert_all_like(tracer, exporter, expected, runs)
 
 
 def test_concurrent_async_agent_pipelines() -> None:
     expected = reference_signature(agent_pipeline)
-    col = Collector()
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
-    asyncio.run(_gather(agent_pipeline(delay_s=0.001), 500, {"callbacks": [handler]}))
+    tracer, exporter = traced()
+    handler = AgentOSCallbackHandler(tracer=tracer)
+    asyncio.run(_gather(agent_pipeline(latency_s=0.001), 500, {"callbacks": [handler]}))
     assert handler.open_run_count == 0
-    assert_all_like(col, expected, 500)
+    assert_all_like(tracer, exporter, expected, 500)
 
 
 def _threads(n: int, per_thread: int, work: Callable[[], object]) -> None:
@@ -160,31 +161,33 @@ def _threads(n: int, per_thread: int, work: Callable[[], object]) -> None:
 )
 def test_sixteen_threads_share_one_handler(per_thread: int) -> None:
     expected = reference_signature(agent_pipeline)
-    col = Collector()
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
+    tracer, exporter = traced()
+    handler = AgentOSCallbackHandler(tracer=tracer)
     pipeline = agent_pipeline()
     _threads(16, per_thread, lambda: pipeline.invoke(QUESTION, config={"callbacks": [handler]}))
     assert handler.open_run_count == 0
-    assert_all_like(col, expected, 16 * per_thread)
+    assert_all_like(tracer, exporter, expected, 16 * per_thread)
 
 
 @pytest.fixture
-def instrumented() -> Iterator[Collector]:
-    col = Collector()
-    lc_integration.instrument(tracer=col.tracer)
+def instrumented() -> Iterator[tuple[Tracer, InMemoryExporter]]:
+    tracer, exporter = traced()
+    lc_integration.instrument(tracer=tracer)
     try:
-        yield col
+        yield tracer, exporter
     finally:
         lc_integration.uninstrument()
 
 
-def test_global_mode_in_plain_thread_pool_and_asyncio_at_once(instrumented: Collector) -> None:
+def test_global_mode_in_plain_thread_pool_and_asyncio_at_once(
+    instrumented: InMemoryExporter,
+) -> None:
     """Global mode: no callbacks passed; a plain ThreadPoolExecutor (16 workers) and an
     asyncio.gather running at the same time."""
-    col = instrumented
+    tracer, exporter = instrumented
     expected = signature_of_global_run()
-    col.traces.clear()
-    chain = chat_chain(delay_s=0.001)
+    exporter.clear()
+    chain = chat_chain(latency_s=0.001)
 
     def run_async() -> None:
         asyncio.run(_gather(chain, 300, None))
@@ -196,7 +199,7 @@ def test_global_mode_in_plain_thread_pool_and_asyncio_at_once(instrumented: Coll
         for f in futures:
             f.result()
         async_thread.join()
-    assert_all_like(col, expected, 620)
+    assert_all_like(tracer, exporter, expected, 620)
 
 
 def signature_of_global_run() -> tuple[Any, ...]:
@@ -211,14 +214,14 @@ def test_llama_index_queries_from_sixteen_threads_and_asyncio() -> None:
     from li_fakes import UsageLLM, make_index
 
     engine = make_index().as_query_engine(llm=UsageLLM())
-    col = Collector()
-    li_integration.instrument(tracer=col.tracer)
+    tracer, exporter = traced()
+    li_integration.instrument(tracer=tracer)
     try:
         engine.query("capital of France?")
         asyncio.run(engine.aquery("capital of France?"))
-        assert len(col.traces) == 2
-        expected_sync, expected_async = (signature(t) for t in col.traces)
-        col.traces.clear()
+        assert len(exporter.traces) == 2
+        expected_sync, expected_async = (signature(t) for t in exporter.traces)
+        exporter.clear()
         _threads(16, 10, lambda: copy_context().run(engine.query, "capital of France?"))
 
         async def many() -> None:
@@ -229,8 +232,8 @@ def test_llama_index_queries_from_sixteen_threads_and_asyncio() -> None:
         assert handler is not None and handler.open_span_count == 0
     finally:
         li_integration.uninstrument()
-    assert len(col.traces) == 360
-    assert_whole_trees(col.traces)
-    shapes = Counter(signature(t) for t in col.traces)
+    assert len(exporter.traces) == 360
+    assert_whole_trees(exporter.traces)
+    shapes = Counter(signature(t) for t in exporter.traces)
     assert shapes == Counter({expected_sync: 160, expected_async: 200})
-    assert col.tracer.active_trace_count == 0
+    assert tracer.active_trace_count == 0

@@ -2,7 +2,7 @@
 full stack (metrics, dashboard, cost) with several exporters, one of which fails.
 
 For every fault: the app's results are exactly those of the uninstrumented app, the loss
-is counted (``_guard.failure_counts()`` / ``dropped_counts()`` / the exporter's own
+is counted (``testing.failure_counts()`` / ``dropped_counts()`` / the exporter's own
 counter), the other exporters receive everything, and what was recorded before the fault
 is still there after it. Hangs are bounded: the app runs in a thread that must finish
 while the backend is still hanging (a liveness check with a generous limit, not a timing).
@@ -28,13 +28,10 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
-import agentos_obs._internal.guard as _guard
-from agentos_obs import BudgetAlert, SpanKind, Trace, create_observability_stack
+from agentos_obs import BudgetAlert, SpanKind, Trace, create_observability_stack, testing
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 from agentos_obs.store import SQLiteStore
-from lc_fakes import FakeUsageChatModel
-
-from .conftest import Collector
+from agentos_obs.testing import FakeChatModel, InMemoryExporter
 
 QUESTIONS = [{"question": f"question {i}"} for i in range(12)]
 LIVENESS_S = 60.0  # a hang would block forever; any healthy run ends far sooner
@@ -42,7 +39,7 @@ LIVENESS_S = 60.0  # a hang would block forever; any healthy run ends far sooner
 
 def chain() -> Runnable[Any, Any]:
     prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
-    return prompt | FakeUsageChatModel(replies=["a", "b", "c"]) | StrOutputParser()
+    return prompt | FakeChatModel(replies=["a", "b", "c"]) | StrOutputParser()
 
 
 def expected_answers() -> list[Any]:
@@ -81,13 +78,13 @@ def test_exporters_that_raise(lenient: None) -> None:
         raise OSError("backend refused")
 
     stack = create_observability_stack("faults")
-    col = Collector()
+    exporter = InMemoryExporter()
     stack.tracer.add_exporter(broken)
-    stack.tracer.add_exporter(col._export)  # after the broken one: must still get all
+    stack.tracer.add_exporter(exporter)  # after the broken one: must still get all
     answers = run_app(AgentOSCallbackHandler(tracer=stack.tracer))
     assert answers == expected_answers()
-    assert len(calls) == len(col.traces) == len(QUESTIONS)
-    assert _guard.failure_counts() == {"exporter:test_exporters_that_raise.<locals>.broken": 12}
+    assert len(calls) == len(exporter.traces) == len(QUESTIONS)
+    assert testing.failure_counts() == {"exporter:test_exporters_that_raise.<locals>.broken": 12}
     assert stack.dashboard.get_summary()["trace_count"] == len(QUESTIONS)
 
 
@@ -101,11 +98,11 @@ def test_span_processors_that_raise(lenient: None) -> None:
 
     stack = create_observability_stack("faults")
     stack.tracer.add_span_processor(Broken())
-    col = Collector()
-    stack.tracer.add_exporter(col._export)
+    exporter = InMemoryExporter()
+    stack.tracer.add_exporter(exporter)
     assert run_app(AgentOSCallbackHandler(tracer=stack.tracer)) == expected_answers()
-    assert len(col.traces) == len(QUESTIONS)
-    failures = _guard.failure_counts()
+    assert len(exporter.traces) == len(QUESTIONS)
+    failures = testing.failure_counts()
     spans = 4 * len(QUESTIONS)
     assert failures == {
         "span_processor.on_start:test_span_processors_that_raise.<locals>.Broken.on_start": spans,
@@ -146,15 +143,15 @@ def test_otlp_endpoint_down(lenient: None) -> None:
         timeout_s=0.5,
         flush_interval_s=0.05,
     )
-    col = Collector()
+    exporter = InMemoryExporter()
     stack.tracer.add_exporter(otlp)
-    stack.tracer.add_exporter(col._export)
+    stack.tracer.add_exporter(exporter)
     answers = run_bounded(lambda: run_app(AgentOSCallbackHandler(tracer=stack.tracer)))
     assert answers == expected_answers()
-    assert len(col.traces) == len(QUESTIONS)
+    assert len(exporter.traces) == len(QUESTIONS)
     otlp.flush(timeout_s=30)
     assert otlp.dropped == len(QUESTIONS)  # every trace counted as lost, none silently
-    assert _guard.dropped_counts().get("otlp") == len(QUESTIONS)
+    assert testing.dropped_counts().get("otlp") == len(QUESTIONS)
     run_bounded(lambda: otlp.shutdown(timeout_s=5))
 
 
@@ -217,13 +214,13 @@ def store_path(tmp_path: Path) -> Iterator[Path]:
             subprocess.run(["chattr", "-i", str(p)], capture_output=True)
 
 
-def _store_stack(path: Path, **kwargs: Any) -> tuple[Any, SQLiteStore, Collector]:
+def _store_stack(path: Path, **kwargs: Any) -> tuple[Any, SQLiteStore, InMemoryExporter]:
     stack = create_observability_stack("faults")
     store = SQLiteStore(path, flush_interval_s=0.01, **kwargs)
-    col = Collector()
+    exporter = InMemoryExporter()
     stack.tracer.add_exporter(store)
-    stack.tracer.add_exporter(col._export)
-    return stack, store, col
+    stack.tracer.add_exporter(exporter)
+    return stack, store, exporter
 
 
 def test_sqlite_becoming_read_only_while_the_app_runs(lenient: None, store_path: Path) -> None:
@@ -239,7 +236,7 @@ def test_sqlite_becoming_read_only_while_the_app_runs(lenient: None, store_path:
         assert run_bounded(lambda: run_app(handler)) == expected_answers()
         store.flush()
         assert store.stats()["dropped_traces"] == len(QUESTIONS)
-        assert _guard.dropped_counts().get("store") == len(QUESTIONS)
+        assert testing.dropped_counts().get("store") == len(QUESTIONS)
     finally:
         _immutable(files, False)
     assert run_app(handler) == expected_answers()  # and it recovers
@@ -281,12 +278,12 @@ def test_budget_callbacks_that_raise(lenient: None) -> None:
 
     stack = create_observability_stack("faults")
     stack.add_budget(BudgetAlert(budget_limit=1e-9, threshold_pct=50, on_alert=on_alert))
-    col = Collector()
-    stack.tracer.add_exporter(col._export)
+    exporter = InMemoryExporter()
+    stack.tracer.add_exporter(exporter)
     assert run_app(AgentOSCallbackHandler(tracer=stack.tracer)) == expected_answers()
     assert len(alerts) == 1  # fired once for the window, its failure reported
-    assert _guard.failure_counts() == {"budget_alert.on_alert": 1}
-    assert len(col.traces) == len(QUESTIONS)
+    assert testing.failure_counts() == {"budget_alert.on_alert": 1}
+    assert len(exporter.traces) == len(QUESTIONS)
     assert stack.cost.summary()["calls"] == len(QUESTIONS)
 
 

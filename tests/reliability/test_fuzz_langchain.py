@@ -32,11 +32,14 @@ pytest.importorskip("langchain_core")
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 
-import agentos_obs._internal.guard as _guard
 import agentos_obs.attributes as attr
+from agentos_obs import testing
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
+from agentos_obs.testing import InMemoryExporter
+from agentos_obs.tracing import Tracer
+from conftest import traced
 
-from .conftest import Collector, Hostile, UnprintableError, assert_whole_trees
+from .conftest import Hostile, UnprintableError, assert_whole_trees
 
 KINDS = ("chain", "chat", "llm", "tool", "retriever")
 START = {
@@ -266,10 +269,10 @@ def _finish(handler: AgentOSCallbackHandler, events: list[Event]) -> None:
     handler.sweep(max_age_s=0)
 
 
-def _check(col: Collector, handler: AgentOSCallbackHandler) -> None:
+def _check(tracer: Tracer, exporter: InMemoryExporter, handler: AgentOSCallbackHandler) -> None:
     assert handler.open_run_count == 0
-    assert col.tracer.active_trace_count == 0, "a trace was left open after every run ended"
-    assert_whole_trees(col.traces)
+    assert tracer.active_trace_count == 0, "a trace was left open after every run ended"
+    assert_whole_trees(exporter.traces)
 
 
 SETTINGS = settings(
@@ -282,13 +285,13 @@ SETTINGS = settings(
 def test_corrupted_sequences_trip_no_guard(events: list[Event], capture: bool) -> None:
     """Strict mode: wrong-shaped payloads, missing/duplicated/reordered/unknown-id events
     are handled by the handler's own logic, without any internal failure."""
-    col = Collector(capture_content=capture)
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
+    tracer, exporter = traced(capture_content=capture)
+    handler = AgentOSCallbackHandler(tracer=tracer)
     for name, kwargs in events:
         _send(handler, name, kwargs)
     _finish(handler, events)
-    _check(col, handler)
-    assert _guard.failure_counts() == {}
+    _check(tracer, exporter, handler)
+    assert testing.failure_counts() == {}
 
 
 @SETTINGS
@@ -298,12 +301,12 @@ def test_hostile_payloads_never_reach_the_caller(
 ) -> None:
     """Production mode: even payloads that raise on any use never raise into the app, and
     leave no state behind."""
-    col = Collector(capture_content=capture)
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
+    tracer, exporter = traced(capture_content=capture)
+    handler = AgentOSCallbackHandler(tracer=tracer)
     for name, kwargs in events:
         _send(handler, name, kwargs)  # any exception here fails the test
     _finish(handler, events)
-    _check(col, handler)
+    _check(tracer, exporter, handler)
 
 
 @settings(max_examples=60, deadline=None)
@@ -311,16 +314,16 @@ def test_hostile_payloads_never_reach_the_caller(
 def test_uncorrupted_sequences_give_exactly_the_drawn_trees(roots: list[Run]) -> None:
     """The oracle for the fuzzing above: a clean sequence yields one trace per root, one
     span per run, parents as drawn."""
-    col = Collector()
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
+    tracer, exporter = traced()
+    handler = AgentOSCallbackHandler(tracer=tracer)
     events = script(roots)
     for name, kwargs in events:
         _send(handler, name, kwargs)
-    _check(col, handler)
-    assert len(col.traces) == len(roots)
-    spans = {s.attributes[attr.RUN_ID]: s for t in col.traces for s in t.spans}
+    _check(tracer, exporter, handler)
+    assert len(exporter.traces) == len(roots)
+    spans = {s.attributes[attr.RUN_ID]: s for t in exporter.traces for s in t.spans}
     starts = {kw["run_id"]: kw["parent_run_id"] for name, kw in events if name.endswith("_start")}
-    assert len(spans) == len(col.span_ids()) == len(starts)
+    assert len(spans) == len([s.span_id for s in exporter.spans]) == len(starts)
     for run_id, parent_id in starts.items():
         span = spans[str(run_id)]
         if parent_id is None:

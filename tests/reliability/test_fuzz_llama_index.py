@@ -38,11 +38,14 @@ from llama_index.core.instrumentation.events.llm import (
 )
 from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent
 
-import agentos_obs._internal.guard as _guard
+from agentos_obs import testing
 from agentos_obs.integrations.llama_index import AgentOSSpanHandler
+from agentos_obs.testing import InMemoryExporter
+from agentos_obs.tracing import Tracer
+from conftest import traced
 from li_fakes import UsageLLM, make_tool, openai_raw
 
-from .conftest import Collector, Hostile, UnprintableError, assert_whole_trees
+from .conftest import Hostile, UnprintableError, assert_whole_trees
 
 KINDS = ("query", "retrieve", "llm", "embed", "tool")
 NAMES = {
@@ -267,11 +270,11 @@ def _finish(handler: AgentOSSpanHandler, calls: list[Call]) -> None:
     handler.sweep(max_age_s=0)
 
 
-def _check(col: Collector, handler: AgentOSSpanHandler) -> None:
+def _check(tracer: Tracer, exporter: InMemoryExporter, handler: AgentOSSpanHandler) -> None:
     assert handler.open_span_count == 0
     assert handler.parked_stream_count == 0
-    assert col.tracer.active_trace_count == 0, "a trace was left open after every span ended"
-    assert_whole_trees(col.traces)
+    assert tracer.active_trace_count == 0, "a trace was left open after every span ended"
+    assert_whole_trees(exporter.traces)
 
 
 SETTINGS = settings(
@@ -282,13 +285,13 @@ SETTINGS = settings(
 @SETTINGS
 @given(calls=corrupted(hostile=False), capture=st.booleans())
 def test_corrupted_dispatch_trips_no_guard(calls: list[Call], capture: bool) -> None:
-    col = Collector(capture_content=capture)
-    handler = AgentOSSpanHandler(tracer=col.tracer)
+    tracer, exporter = traced(capture_content=capture)
+    handler = AgentOSSpanHandler(tracer=tracer)
     for name, kwargs in calls:
         _send(handler, name, kwargs)
     _finish(handler, calls)
-    _check(col, handler)
-    assert _guard.failure_counts() == {}
+    _check(tracer, exporter, handler)
+    assert testing.failure_counts() == {}
 
 
 @SETTINGS
@@ -296,28 +299,28 @@ def test_corrupted_dispatch_trips_no_guard(calls: list[Call], capture: bool) -> 
 def test_hostile_payloads_never_reach_the_caller(
     lenient: None, calls: list[Call], capture: bool
 ) -> None:
-    col = Collector(capture_content=capture)
-    handler = AgentOSSpanHandler(tracer=col.tracer)
+    tracer, exporter = traced(capture_content=capture)
+    handler = AgentOSSpanHandler(tracer=tracer)
     for name, kwargs in calls:
         _send(handler, name, kwargs)
     _finish(handler, calls)
-    _check(col, handler)
+    _check(tracer, exporter, handler)
 
 
 @settings(max_examples=60, deadline=None)
 @given(roots=span_trees())
 def test_uncorrupted_dispatch_gives_exactly_the_drawn_trees(roots: list[Node]) -> None:
-    col = Collector()
-    handler = AgentOSSpanHandler(tracer=col.tracer)
+    tracer, exporter = traced()
+    handler = AgentOSSpanHandler(tracer=tracer)
     calls = script(roots)
     for name, kwargs in calls:
         _send(handler, name, kwargs)
     _finish(handler, calls)
-    _check(col, handler)
-    assert len(col.traces) == len(roots)
-    spans = {s.attributes["agentos.run_id"]: s for t in col.traces for s in t.spans}
+    _check(tracer, exporter, handler)
+    assert len(exporter.traces) == len(roots)
+    spans = {s.attributes["agentos.run_id"]: s for t in exporter.traces for s in t.spans}
     enters = {kw["id_"]: kw["parent_id"] for name, kw in calls if name == "span_enter"}
-    assert len(spans) == len(col.span_ids()) == len(enters)
+    assert len(spans) == len([s.span_id for s in exporter.spans]) == len(enters)
     for li_id, parent_id in enters.items():
         span = spans[li_id]
         assert (span.parent is None) if parent_id is None else (span.parent is spans[parent_id])

@@ -37,7 +37,7 @@ from agentos_obs.exporters.otlp import OTLPExporter
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 from agentos_obs.logs import correlate_logging
 from agentos_obs.store import SQLiteStore
-from lc_fakes import FakeUsageChatModel, KeywordRetriever
+from agentos_obs.testing import FakeChatModel, FakeRetriever
 from otlp_receiver import OTLPReceiver
 
 # Credentials in every shape a user passes them. Each is unique so a hit names its path.
@@ -137,10 +137,10 @@ def run_pipeline(tmp_path: Path, receiver: OTLPReceiver, config: TracerConfig | 
         stack.tracer.add_exporter(exporter)
     try:
         handler = AgentOSCallbackHandler(tracer=stack.tracer)
-        model = FakeUsageChatModel(api_key=API_KEY, replies=[REPLY]).bind(
+        model = FakeChatModel(api_key=API_KEY, replies=[REPLY]).bind(
             extra_headers={"Authorization": f"Bearer {HEADER_TOKEN}"}
         )
-        retriever = KeywordRetriever(documents=[Document(page_content=f"{DOCUMENT} Paris")])
+        retriever = FakeRetriever(documents=[Document(page_content=f"{DOCUMENT} Paris")])
         app: Runnable[Any, str] = (
             RunnableLambda(
                 lambda q: {
@@ -330,12 +330,13 @@ def test_dashboard_auth_and_host_checks_cover_every_route(hostile_store: Path, p
 
 def test_credentials_in_error_messages_are_redacted() -> None:
     from agentos_obs import Trace, Tracer
-    from lc_fakes import FailingChatModel, ModelFailure
+    from agentos_obs.testing import FakeChatModel
+    from lc_fakes import ModelFailure
 
     tracer = Tracer("security")
     traces: list[Trace] = []
     tracer.add_exporter(traces.append)
-    model = FailingChatModel(error=ModelFailure(f"Incorrect API key provided: {API_KEY}"))
+    model = FakeChatModel(error=ModelFailure(f"Incorrect API key provided: {API_KEY}"))
     with pytest.raises(ModelFailure):
         model.invoke("hi", config={"callbacks": [AgentOSCallbackHandler(tracer=tracer)]})
     assert API_KEY not in json.dumps([t.to_dict() for t in traces], default=str)

@@ -26,7 +26,7 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from agentos_obs import ObservabilityStack, create_observability_stack
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
-from lc_fakes import FakeUsageChatModel
+from agentos_obs.testing import FakeChatModel
 
 QUESTION = {"question": "What is the capital of France?"}
 # RSS growth allowed per invocation: short runs see more allocator noise than long ones.
@@ -39,7 +39,7 @@ def _langchain_app() -> tuple[Callable[[], Any], ObservabilityStack, AgentOSCall
     handler = AgentOSCallbackHandler(tracer=stack.tracer)
     chain = (
         ChatPromptTemplate.from_messages([("human", "{question}")])
-        | FakeUsageChatModel()
+        | FakeChatModel()
         | StrOutputParser()
     )
     config: Any = {"callbacks": [handler], "metadata": {"user_id": "u1", "session_id": "s1"}}

@@ -22,23 +22,10 @@ import agentos_obs.store._writer as store_module
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.store import SQLiteStore, default_db_path
 from agentos_obs.tracing import Span, SpanKind, SpanRecord, SpanStatus, Tracer, TraceRecord
+from conftest import flat_pricing
 
 NS = 1_000_000_000
 BASE = 1_700_000_000 * NS  # 2023-11-14T22:13:20Z
-
-
-class FixedPricing:
-    """$1 per 1k input tokens, $2 per 1k output; "mystery" has no price."""
-
-    def cost(self, model: str, usage: Any, provider: str | None = None) -> float | None:
-        if model == "mystery":
-            return None
-        return usage.input_tokens / 1000 + usage.output_tokens / 500
-
-
-@pytest.fixture
-def tracer() -> Tracer:
-    return Tracer("svc", pricing=FixedPricing())  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -493,7 +480,7 @@ def test_caller_measured_latency_is_used_for_llm_percentiles(
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=10_000), min_size=1, max_size=60))
 def test_sql_percentiles_are_nearest_rank(latencies: list[int]) -> None:
-    tracer = Tracer("p", pricing=FixedPricing())  # type: ignore[arg-type]
+    tracer = Tracer("p", pricing=flat_pricing())
     with tempfile.TemporaryDirectory() as tmp:
         db = SQLiteStore(Path(tmp) / "p.db")
         try:
@@ -545,7 +532,7 @@ def test_usage_rows_feed_repricing(populated: SQLiteStore) -> None:
 
 
 def test_parts_of_one_distributed_trace_merge(tracer: Tracer, store: SQLiteStore) -> None:
-    other = Tracer("worker", pricing=FixedPricing())  # type: ignore[arg-type]
+    other = Tracer("worker", pricing=flat_pricing())
     front = llm_trace(tracer, start=BASE, ms=500, user="alice", agent="frontdesk")
     remote_root = front.spans[0]
     # The worker service continues the trace under the front's agent span.

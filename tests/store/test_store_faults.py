@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-import agentos_obs._internal.guard as _guard
 import agentos_obs.store._rows as _store_rows
+from agentos_obs import testing
 from agentos_obs.store import SQLiteStore
 from agentos_obs.tracing import SpanKind, Tracer, TraceRecord
 
@@ -64,9 +64,9 @@ def test_a_locked_database_loses_only_what_could_not_be_written(
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
-        assert _guard.dropped_counts()["store"] == 7
+        assert testing.dropped_counts()["store"] == 7
         assert store.stats()["dropped_traces"] == 7
-        assert _guard.failure_counts()["store"] >= 1
+        assert testing.failure_counts()["store"] >= 1
         for trace in make_traces(tracer, 3, "after"):
             store.export(trace)
         assert store.flush()
@@ -87,7 +87,7 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path: Path) -> Non
         for i in range(12):
             with tracer.start_span(f"job-{i}", SpanKind.CHAIN):
                 pass
-        assert _guard.dropped_counts()["store"] == 7
+        assert testing.dropped_counts()["store"] == 7
         assert store.stats() == {
             "queued": 5, "written_traces": 0, "written_spans": 0, "dropped_traces": 7,
             "recreated": 0,
@@ -108,7 +108,7 @@ def test_a_stuck_writer_never_blocks_the_app(lenient: None, tmp_path: Path) -> N
         for i in range(200):
             with tracer.start_span(f"job-{i}", SpanKind.CHAIN):
                 pass
-        dropped = _guard.dropped_counts()["store"]
+        dropped = testing.dropped_counts()["store"]
         assert 200 - 11 <= dropped <= 200 - 10  # queue full; the writer holds one batch
     finally:
         blocker.execute("ROLLBACK")
@@ -122,7 +122,7 @@ def test_a_stuck_writer_never_blocks_the_app(lenient: None, tmp_path: Path) -> N
 READONLY_WRITER = textwrap.dedent(
     """
     import json, os, sys, traceback
-    import agentos_obs._internal.guard as _guard
+    from agentos_obs import testing
     from agentos_obs.tracing import SpanKind
     from agentos_obs.store import SQLiteStore
     from agentos_obs.tracing import Tracer
@@ -141,8 +141,8 @@ READONLY_WRITER = textwrap.dedent(
     print(json.dumps({
         "answers": answers,
         "flushed": flushed,
-        "dropped": _guard.dropped_counts().get("store", 0),
-        "failures": _guard.failure_counts().get("store", 0),
+        "dropped": testing.dropped_counts().get("store", 0),
+        "failures": testing.failure_counts().get("store", 0),
         "readable": store.count_traces(),
     }))
     """
@@ -196,7 +196,7 @@ def test_a_bug_in_the_writer_surfaces_in_strict_mode(
             store.export(trace)
         with pytest.raises(TypeError, match="serialisation bug"):
             store.flush()
-        assert _guard.dropped_counts()["store"] == 2
+        assert testing.dropped_counts()["store"] == 2
     finally:
         monkeypatch.undo()
         store.close()
@@ -223,8 +223,8 @@ def test_in_production_a_writer_bug_is_counted_and_the_store_keeps_going(
             store.flush()  # one batch per trace: the poison batch alone is lost
         assert store.flush() is True
         assert names(store) == {"ok-1", "ok-2"}
-        assert _guard.dropped_counts()["store"] == 1
-        assert _guard.failure_counts()["store"] == 1
+        assert testing.dropped_counts()["store"] == 1
+        assert testing.failure_counts()["store"] == 1
     finally:
         store.close()
 
@@ -236,7 +236,7 @@ def test_exports_after_close_are_counted(tmp_path: Path) -> None:
     store.close()
     with tracer.start_span("late", SpanKind.CHAIN):
         pass
-    assert _guard.dropped_counts()["store"] == 1
+    assert testing.dropped_counts()["store"] == 1
     reopened = SQLiteStore.open_readonly(store.path)
     assert reopened.count_traces() == 0
     reopened.close()

@@ -333,3 +333,20 @@ def test_rollups_merge() -> None:
     a.llm_calls, a.cost_usd, b.llm_calls, b.no_usage_llm_calls = 2, 0.5, 1, 1
     a.merge(b)
     assert a.llm_calls == 3 and a.cost_usd == 0.5 and not a.cost_complete
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "llm.time_to_first_token_ms",
+        "gen_ai.usage.input_tokens",
+        "llm.token_count.prompt",
+        "max_tokens",
+        "session.id",
+        "primary_key",
+    ],
+)
+def test_counts_and_settings_named_like_secrets_are_kept(tracer: Tracer, key: str) -> None:
+    with tracer.start_span("x") as span:
+        span.set_attribute(key, 42)
+    assert span.record is not None and span.record.attributes[key] == 42

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import agentos_obs._internal.guard as _guard
+from agentos_obs import testing
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
 from agentos_obs.tracing import (
     NoopTracer,
@@ -34,20 +34,6 @@ def collect(tracer: Tracer) -> list[Trace]:
     traces: list[Trace] = []
     tracer.add_exporter(traces.append)
     return traces
-
-
-class FixedPricing:
-    """A price catalogue stand-in: $1 per 1k input tokens, $2 per 1k output, unknown -> None."""
-
-    def cost(self, model: str, usage: object, provider: str | None = None) -> float | None:
-        if model == "unknown-model":
-            return None
-        return usage.input_tokens / 1000 + usage.output_tokens / 500  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def tracer() -> Tracer:
-    return Tracer("test", pricing=FixedPricing())  # type: ignore[arg-type]
 
 
 # -- ids, times --------------------------------------------------------------------------
@@ -316,7 +302,7 @@ def test_failing_exporter_is_logged_once_counted_and_not_raised(
             with tracer.start_span("a"):
                 pass
     assert len(calls) == 3  # later exporters still run
-    assert sum(v for k, v in _guard.failure_counts().items() if "broken" in k) == 3
+    assert sum(v for k, v in testing.failure_counts().items() if "broken" in k) == 3
     logged = [r for r in caplog.records if "exporter down" in r.getMessage()]
     assert len(logged) == 1
 
@@ -343,7 +329,7 @@ def test_failing_processor_never_reaches_the_app(tracer: Tracer, lenient: None) 
     with tracer.start_span("a") as span:
         result = 42
     assert result == 42 and span.ended and len(traces) == 1
-    counts = _guard.failure_counts()
+    counts = testing.failure_counts()
     assert any("on_start" in k for k in counts) and any("on_end" in k for k in counts)
 
 

@@ -3,9 +3,12 @@ store filled by ``agentos-obs demo``, driven with Playwright through Debian's Ch
 
 Waits use Playwright's ``expect`` (never ``wait_for_function`` with a string: the page's
 Content-Security-Policy forbids eval, as it should). Every test leaves a screenshot in
-``artifacts/ui/``; with ``AGENTOS_OBS_UPDATE_SCREENSHOTS=1`` the overview and trace pages
-also replace the committed ``docs/screenshots/`` the README shows (so a plain test run
-leaves the work tree clean).
+``artifacts/ui/``; with ``AGENTOS_OBS_UPDATE_SCREENSHOTS=1`` (``make screenshots``) the
+overview and trace pages also replace the committed ``docs/screenshots/`` the README shows
+(so a plain test run leaves the work tree clean).
+
+Without Chromium the browser tests skip (under ``CI=true`` they fail); the check that the
+README's screenshots are committed needs no browser and always runs.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from agentos_obs.store import SQLiteStore
 from agentos_obs.tracing import SpanKind, Tracer, TracerConfig
 from conftest import require_binary
 
-pytestmark = pytest.mark.browser
+needs_browser = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "ui"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 UPDATE_DOCS = os.environ.get("AGENTOS_OBS_UPDATE_SCREENSHOTS") == "1"
+# The pages the README shows, as the browser tests save them.
+README_SCREENSHOTS = ("overview.png", "trace.png")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TOKEN = "browser-test-token-42"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -46,9 +52,19 @@ HOSTILE_PROMPT = '<script>window.__xss=1</script><img src=x onerror="window.__xs
 HOSTILE_NAME = '<img src=x onerror="window.__xss=2">'
 
 
+def assert_real_png(path: Path) -> None:
+    """A PNG with content (a blank or failed capture is a few hundred bytes)."""
+    assert path.is_file(), path
+    assert path.stat().st_size > 10_000, f"{path}: {path.stat().st_size} bytes"
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path
+
+
 def save_page_screenshot(page: Any, name: str) -> None:
+    """Screenshot of the page into artifacts/ (and docs/ for the README's, when asked)."""
+    assert name in README_SCREENSHOTS, name
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    assert_real_png(ARTIFACTS / name)
     if UPDATE_DOCS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
@@ -158,6 +174,7 @@ def money(value: str) -> float:
     return float(value.replace("$", "").replace(",", ""))
 
 
+@needs_browser
 def test_overview_shows_the_stores_numbers(page: Any, store: SQLiteStore) -> None:
     summary = store.summary()
     assert text(page, "#kpi-traces .value") == f"{summary['trace_count']:,}"
@@ -192,6 +209,7 @@ def test_overview_shows_the_stores_numbers(page: Any, store: SQLiteStore) -> Non
     save_page_screenshot(page, "overview.png")
 
 
+@needs_browser
 def test_trace_page_has_a_waterfall(page: Any, store: SQLiteStore) -> None:
     (failed,) = store.list_traces(status="error")
     page.click("nav a[data-nav=traces]")
@@ -222,7 +240,7 @@ def test_trace_page_has_a_waterfall(page: Any, store: SQLiteStore) -> None:
     detail = text(page, "#span-detail")
     assert "ConnectionError" in detail and "orders service unreachable" in detail
     assert "tool" in detail.lower() and "events" in detail.lower()
-    page.click("#waterfall .wf-row:has-text('DemoChatModel')")
+    page.click("#waterfall .wf-row:has-text('FakeChatModel')")
     detail = text(page, "#span-detail")
     assert "claude-3-5-haiku-latest" in detail and "tokens" in detail.lower()
     assert "cost" in detail.lower()
@@ -231,6 +249,7 @@ def test_trace_page_has_a_waterfall(page: Any, store: SQLiteStore) -> None:
     save_page_screenshot(page, "trace.png")
 
 
+@needs_browser
 def test_span_content_is_shown_as_text_never_run(page: Any, store: SQLiteStore) -> None:
     (hostile,) = store.list_traces(user="mallory")
     page.goto(page.url.split("#")[0] + f"#/trace/{hostile['trace_id']}")
@@ -250,6 +269,7 @@ def test_span_content_is_shown_as_text_never_run(page: Any, store: SQLiteStore) 
     assert page.evaluate("typeof window.__xss") == "undefined"
 
 
+@needs_browser
 def test_search_and_filter_menus(page: Any) -> None:
     page.goto(page.url.split("#")[0] + "#/traces?search=docs_qa")
     page.wait_for_selector("#trace-table")
@@ -261,6 +281,7 @@ def test_search_and_filter_menus(page: Any) -> None:
     page.wait_for_selector("text=No traces match.")
 
 
+@needs_browser
 def test_overview_follows_new_traces(page: Any, db: Path) -> None:
     before = int(text(page, "#kpi-traces .value").replace(",", ""))
     writer = SQLiteStore(db)
@@ -274,6 +295,7 @@ def test_overview_follows_new_traces(page: Any, db: Path) -> None:
     expect(page.locator("#kpi-traces .value")).to_have_text(f"{before + 1:,}", timeout=60_000)
 
 
+@needs_browser
 def test_token_is_required_in_the_browser(browser: Any, server: str) -> None:
     context = browser.new_context()
     anonymous = context.new_page()
@@ -283,9 +305,11 @@ def test_token_is_required_in_the_browser(browser: Any, server: str) -> None:
     context.close()
 
 
-def test_screenshots_exist() -> None:
-    # written by the tests above (run in file order); the README shows the committed copies
-    for name in ("overview.png", "trace.png"):
-        for path in (ARTIFACTS / name, SCREENSHOTS / name):
-            assert path.is_file() and path.stat().st_size > 10_000, path
-            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_readme_screenshots_are_committed() -> None:
+    """The README's images are in the repository, and are the pages the browser tests save
+    (so ``make screenshots`` refreshes every one of them). Needs no browser."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"\]\(docs/screenshots/([^)\s]+)\)", readme)
+    assert sorted(set(shown)) == sorted(README_SCREENSHOTS)
+    for name in README_SCREENSHOTS:
+        assert_real_png(SCREENSHOTS / name)

@@ -27,38 +27,20 @@ __all__ = ["REDACTED", "SECRET_VALUE", "is_secret_key", "redact", "scrub"]
 
 REDACTED = "[REDACTED]"
 
-# Key names that carry credentials, matched on the key lower-cased with "-" and "_" removed.
-_SECRET_KEY = re.compile(
-    r"(apikey|secret|password|passwd|pwd|token|authorization|^auth$|credential|privatekey|"
-    r"accesskey|sessionkey|cookie|bearer|signature|^sig$|^key$|xapikey|subscriptionkey)"
-)
-# Keys that contain a secret-looking word but are counts or settings, not credentials.
-_NOT_SECRET = frozenset(
+# Key names that carry credentials, decided on the words of the key (split at ".", "_", "-",
+# spaces and camelCase): ``api_key``, ``x-api-key``, ``Authorization``, ``client_secret``,
+# ``access_token``… but not ``max_tokens``, ``llm.time_to_first_token_ms``, ``token_count``.
+_SECRET_WORDS = frozenset(
     {
-        "maxtokens",
-        "maxnewtokens",
-        "maxoutputtokens",
-        "maxcompletiontokens",
-        "maxtokenstosample",
-        "numtokens",
-        "tokencount",
-        "totaltokens",
-        "inputtokens",
-        "outputtokens",
-        "prompttokens",
-        "completiontokens",
-        "cachereadtokens",
-        "cachewritetokens",
-        "reasoningtokens",
-        "tokenusage",
-        "logprobs",
-        "toplogprobs",
-        "stoptokens",
-        "tokenizer",
-        "authormode",
-        "tokentype",
+        "password", "passwd", "pwd", "secret", "authorization", "auth", "cookie", "credential",
+        "credentials", "apikey", "signature", "sig", "bearer", "privatekey", "accesskey",
+        "sessionkey", "subscriptionkey", "passphrase",
     }
-)
+)  # fmt: skip
+_KEY_QUALIFIERS = frozenset({"api", "access", "secret", "private", "session", "subscription", "x"})
+_WORD_SPLIT = re.compile(r"[._\-\s/]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
 # Names of credentials in text: the specific ones as ``name=value`` or ``name: value``; the
 # generic words (key, token, sig) only as ``name=value``, which prose rarely has.
 _STRONG_WORDS = (
@@ -113,12 +95,19 @@ def _pair(match: re.Match[str]) -> str:
 
 def is_secret_key(key: object) -> bool:
     """True when a mapping key names a credential (``api_key``, ``Authorization``…)."""
-    if not isinstance(key, str):
+    if not isinstance(key, str) or not key:
         return False
-    norm = key.lower().replace("-", "").replace("_", "").replace(".", "")
-    if norm in _NOT_SECRET:
+    words = [w for w in _WORD_SPLIT.split(_CAMEL.sub("_", key).lower()) if w]
+    if not words:
         return False
-    return _SECRET_KEY.search(norm) is not None
+    if any(w in _SECRET_WORDS for w in words):
+        return True
+    last = words[-1]
+    if last == "token":  # access_token, id_token, token; not max_tokens or token_count
+        return True
+    if last == "key":  # api_key, x-api-key, key; not primary_key or cache_key
+        return len(words) == 1 or words[-2] in _KEY_QUALIFIERS
+    return False
 
 
 _MAX_DEPTH = 8

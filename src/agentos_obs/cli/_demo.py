@@ -1,7 +1,7 @@
 """``agentos-obs demo``: offline example pipelines, traced into the store, then summarised.
 
 Four pipelines, each a real LangChain or LlamaIndex program with the real AgentOS
-integrations; only the models are local stand-ins (:mod:`agentos_obs.testing._demo_models`):
+integrations; only the models are local stand-ins (:mod:`agentos_obs.testing`):
 
 1. ``research_agent`` (LangChain, gpt-4o-mini): a tool-calling loop with a retriever tool
    and a calculator, for three questions from two users.
@@ -131,14 +131,15 @@ def _langchain_pipelines(tracer: Tracer, pace: _Pace) -> None:
     from langchain_core.tools import BaseTool, tool
 
     from agentos_obs.integrations.langchain._handler import AgentOSCallbackHandler
-    from agentos_obs.testing._demo_models import DemoChatModel, DemoRetriever
+    from agentos_obs.testing import FakeChatModel, FakeRetriever
 
     handler = AgentOSCallbackHandler(tracer=tracer)
-    retriever = DemoRetriever(
+    retriever = FakeRetriever(
         documents=[
             Document(page_content=text, metadata={"source": f"kb/{i}"})
             for i, text in enumerate(DOCUMENTS)
         ],
+        k=2,
         latency_s=pace(0.04),
     )
 
@@ -162,7 +163,7 @@ def _langchain_pipelines(tracer: Tracer, pace: _Pace) -> None:
             f"orders service unreachable while fetching {order_id}: timed out after 2.0 s"
         )
 
-    def make_agent(name: str, model: DemoChatModel, tools: list[BaseTool]) -> Any:
+    def make_agent(name: str, model: FakeChatModel, tools: list[BaseTool]) -> Any:
         by_name = {t.name: t for t in tools}
         bound = model.bind_tools(tools)
 
@@ -189,11 +190,13 @@ def _langchain_pipelines(tracer: Tracer, pace: _Pace) -> None:
 
     research = make_agent(
         "research_agent",
-        DemoChatModel(
+        FakeChatModel(
             model_name="gpt-4o-mini",
             provider="openai",
             tool_plan={q: plan for q, (_, plan) in RESEARCH_QUESTIONS.items()},
-            canned_answer="From the knowledge base:",
+            replies=["From the knowledge base:"],
+            input_tokens=None,  # counted from the text: every question costs what it says
+            output_tokens=None,
             cached_prefix_tokens=64,
             latency_s=pace(0.22),
         ),
@@ -204,11 +207,13 @@ def _langchain_pipelines(tracer: Tracer, pace: _Pace) -> None:
 
     support = make_agent(
         "support_agent",
-        DemoChatModel(
+        FakeChatModel(
             model_name="claude-3-5-haiku-latest",
             provider="anthropic",
             tool_plan={SUPPORT_QUESTION: SUPPORT_PLAN},
-            canned_answer="Sorry, I could not reach the orders service just now.",
+            replies=["Sorry, I could not reach the orders service just now."],
+            input_tokens=None,
+            output_tokens=None,
             latency_s=pace(0.3),
         ),
         [get_order_status, search_docs],
@@ -221,11 +226,15 @@ def _langchain_pipelines(tracer: Tracer, pace: _Pace) -> None:
             ("human", "Release notes for: {change}"),
         ]
     )
-    writer = DemoChatModel(
+    writer = FakeChatModel(
         model_name="claude-3-5-haiku-latest",
         provider="anthropic",
-        canned_answer="New this week: API keys can be rotated with a 24-hour grace period, and "
-        "Team plans now include SSO with SAML and OIDC.",
+        replies=[
+            "New this week: API keys can be rotated with a 24-hour grace period, and "
+            "Team plans now include SSO with SAML and OIDC."
+        ],
+        input_tokens=None,
+        output_tokens=None,
         latency_s=pace(0.45),
     )
     chain = (prompt | writer | StrOutputParser()).with_config(run_name="release_notes")
@@ -238,7 +247,7 @@ def _llama_index_pipeline(tracer: Tracer, pace: _Pace) -> None:
     from llama_index.core.embeddings import MockEmbedding
 
     import agentos_obs.integrations.llama_index as li_integration
-    from agentos_obs.testing._demo_models import make_llama_index_llm
+    from agentos_obs.testing import FakeOpenAI
 
     def answer(prompt: str) -> str:
         for question in LLAMA_QUESTIONS:
@@ -250,7 +259,15 @@ def _llama_index_pipeline(tracer: Tracer, pace: _Pace) -> None:
                 return "No: SSO comes with the Team and Enterprise plans, not Starter."
         return "I could not find that in the documentation."
 
-    llm = make_llama_index_llm("gpt-4o", answer, latency_s=pace(0.35))
+    llm = FakeOpenAI(
+        model="gpt-4o",
+        answer=answer,
+        input_tokens=None,  # counted from the prompt and the answer
+        output_tokens=None,
+        cache_read_tokens=0,
+        reasoning_tokens=0,
+        latency_s=pace(0.35),
+    )
     embed = MockEmbedding(embed_dim=16)
     previous_llm, previous_embed = Settings._llm, Settings._embed_model
     li_integration.instrument(tracer=tracer)

@@ -15,25 +15,14 @@ from langgraph.types import Command, interrupt
 
 import agentos_obs.attributes as attr
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
-from agentos_obs.tracing import SpanKind, SpanStatus
-from lc_fakes import (
-    Collector,
-    FakeToolCallingChatModel,
-    FakeUsageChatModel,
-    ModelFailure,
-    run_tree,
-    span_tree,
-)
+from agentos_obs.testing import FakeChatModel, InMemoryExporter
+from agentos_obs.tracing import SpanKind, SpanStatus, Tracer
+from lc_fakes import ModelFailure, run_tree, span_tree
 
 
 @pytest.fixture
-def col() -> Collector:
-    return Collector()
-
-
-@pytest.fixture
-def handler(col: Collector) -> AgentOSCallbackHandler:
-    return AgentOSCallbackHandler(tracer=col.tracer)
+def handler(tracer: Tracer) -> AgentOSCallbackHandler:
+    return AgentOSCallbackHandler(tracer=tracer)
 
 
 class Counter(TypedDict):
@@ -52,12 +41,12 @@ def two_step_graph(**compile_kwargs: Any) -> Any:
 
 
 def test_graph_is_an_agent_span_with_node_spans_and_steps(
-    col: Collector, handler: AgentOSCallbackHandler
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
 ) -> None:
     result = two_step_graph().invoke({"n": 1, "log": []}, config={"callbacks": [handler]})
 
     assert result["n"] == 4
-    trace = col.trace
+    trace = exporter.trace
     root = trace.root_span
     assert root is not None and root.name == "LangGraph" and root.kind is SpanKind.AGENT
     nodes = [
@@ -79,15 +68,17 @@ def test_graph_is_an_agent_span_with_node_spans_and_steps(
 
 
 def test_custom_named_graph_is_still_an_agent(
-    col: Collector, handler: AgentOSCallbackHandler
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
 ) -> None:
     graph = two_step_graph().with_config(run_name="counter_agent")
     graph.invoke({"n": 1, "log": []}, config={"callbacks": [handler]})
-    root = col.trace.root_span
+    root = exporter.trace.root_span
     assert root is not None and root.name == "counter_agent" and root.kind is SpanKind.AGENT
 
 
-def test_parallel_branches_keep_the_tree(col: Collector, handler: AgentOSCallbackHandler) -> None:
+def test_parallel_branches_keep_the_tree(
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
+) -> None:
     graph = StateGraph(Counter)
     for name in ("left", "right", "middle"):
         graph.add_node(name, lambda s, name=name: {"log": [name]})
@@ -95,7 +86,7 @@ def test_parallel_branches_keep_the_tree(col: Collector, handler: AgentOSCallbac
         graph.add_edge(name, END)
     graph.compile().invoke({"n": 0, "log": []}, config={"callbacks": [handler]})
 
-    root = col.trace.root_span
+    root = exporter.trace.root_span
     assert root is not None
     assert sorted(c.name for c in root.children) == ["left", "middle", "right"]
     assert {c.attributes[attr.LANGGRAPH_STEP] for c in root.children} == {1}
@@ -107,8 +98,18 @@ def weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-def _check_agent_trace(col: Collector, agent_name: str, model_node: str = "model") -> None:
-    trace = col.trace
+ANSWER = ["The answer is:"]  # followed by the tool's result
+
+
+def weather_model() -> FakeChatModel:
+    """Calls ``weather`` for Paris, then answers with its result."""
+    return FakeChatModel(replies=ANSWER, tool_calls=[("weather", {"city": "Paris"})])
+
+
+def _check_agent_trace(
+    exporter: InMemoryExporter, agent_name: str, model_node: str = "model"
+) -> None:
+    trace = exporter.trace
     root = trace.root_span
     assert root is not None and root.name == agent_name and root.kind is SpanKind.AGENT
     llms = [s for s in trace.spans if s.kind is SpanKind.LLM]
@@ -127,11 +128,13 @@ def _check_agent_trace(col: Collector, agent_name: str, model_node: str = "model
     assert all(s.status is SpanStatus.OK for s in trace.spans)
 
 
-def test_create_agent_with_tools(col: Collector, handler: AgentOSCallbackHandler) -> None:
+def test_create_agent_with_tools(
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
+) -> None:
     from langchain.agents import create_agent
 
     collector = RunCollectorCallbackHandler()
-    agent = create_agent(FakeToolCallingChatModel(), [weather], name="weather_agent")
+    agent = create_agent(weather_model(), [weather], name="weather_agent")
     result = agent.invoke(
         {"messages": [("user", "weather in Paris?")]},
         config={
@@ -140,37 +143,39 @@ def test_create_agent_with_tools(col: Collector, handler: AgentOSCallbackHandler
         },
     )
     assert result["messages"][-1].content == "The answer is: sunny in Paris"
-    _check_agent_trace(col, "weather_agent")
-    assert (col.trace.user_id, col.trace.session_id) == ("u-7", "chat-1")
-    root = col.trace.root_span
+    _check_agent_trace(exporter, "weather_agent")
+    assert (exporter.trace.user_id, exporter.trace.session_id) == ("u-7", "chat-1")
+    root = exporter.trace.root_span
     assert root is not None
     assert span_tree(root) == run_tree(collector.traced_runs[0])  # LangChain's own tree
 
 
-def test_prebuilt_react_agent(col: Collector, handler: AgentOSCallbackHandler) -> None:
+def test_prebuilt_react_agent(exporter: InMemoryExporter, handler: AgentOSCallbackHandler) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecated in favour of create_agent
         from langgraph.prebuilt import create_react_agent
 
-        agent = create_react_agent(FakeToolCallingChatModel(), [weather])
+        agent = create_react_agent(weather_model(), [weather])
     agent.invoke({"messages": [("user", "weather in Paris?")]}, config={"callbacks": [handler]})
-    _check_agent_trace(col, "LangGraph", model_node="agent")
+    _check_agent_trace(exporter, "LangGraph", model_node="agent")
 
 
-async def test_create_agent_async(col: Collector, handler: AgentOSCallbackHandler) -> None:
-    from langchain.agents import create_agent
-
-    agent = create_agent(FakeToolCallingChatModel(), [weather], name="weather_agent")
-    await agent.ainvoke({"messages": [("user", "weather?")]}, config={"callbacks": [handler]})
-    _check_agent_trace(col, "weather_agent")
-
-
-def test_agent_called_as_a_tool_is_a_nested_agent(
-    col: Collector, handler: AgentOSCallbackHandler
+async def test_create_agent_async(
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
 ) -> None:
     from langchain.agents import create_agent
 
-    inner = create_agent(FakeToolCallingChatModel(), [weather], name="weather_expert")
+    agent = create_agent(weather_model(), [weather], name="weather_agent")
+    await agent.ainvoke({"messages": [("user", "weather?")]}, config={"callbacks": [handler]})
+    _check_agent_trace(exporter, "weather_agent")
+
+
+def test_agent_called_as_a_tool_is_a_nested_agent(
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
+) -> None:
+    from langchain.agents import create_agent
+
+    inner = create_agent(weather_model(), [weather], name="weather_expert")
 
     @tool
     def ask_expert(question: str) -> str:
@@ -179,11 +184,13 @@ def test_agent_called_as_a_tool_is_a_nested_agent(
         return str(out["messages"][-1].content)
 
     outer = create_agent(
-        FakeToolCallingChatModel(tool_args={"question": "paris?"}), [ask_expert], name="boss"
+        FakeChatModel(replies=ANSWER, tool_calls=[("ask_expert", {"question": "paris?"})]),
+        [ask_expert],
+        name="boss",
     )
     outer.invoke({"messages": [("user", "go")]}, config={"callbacks": [handler]})
 
-    trace = col.trace
+    trace = exporter.trace
     agents = [s for s in trace.spans if s.kind is SpanKind.AGENT]
     assert [a.name for a in agents] == ["boss", "weather_expert"]
     assert agents[1].ancestor(SpanKind.TOOL) is not None
@@ -191,7 +198,7 @@ def test_agent_called_as_a_tool_is_a_nested_agent(
 
 
 def test_interrupt_is_not_an_error_and_resume_is_traced(
-    col: Collector, handler: AgentOSCallbackHandler
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
 ) -> None:
     def approve(state: Counter) -> dict[str, Any]:
         extra = interrupt("approve?")
@@ -206,7 +213,7 @@ def test_interrupt_is_not_an_error_and_resume_is_traced(
 
     paused = app.invoke({"n": 1, "log": []}, config=config)
     assert "__interrupt__" in paused
-    first = col.traces[0]
+    first = exporter.traces[0]
     node = next(s for s in first.spans if s.name == "approve")
     assert node.status is SpanStatus.OK
     assert node.attributes["langgraph.interrupt"] == "GraphInterrupt"
@@ -216,12 +223,12 @@ def test_interrupt_is_not_an_error_and_resume_is_traced(
 
     resumed = app.invoke(Command(resume=5), config=config)
     assert resumed["n"] == 6
-    assert len(col.traces) == 2 and not col.traces[1].has_error
+    assert len(exporter.traces) == 2 and not exporter.traces[1].has_error
     assert handler.open_run_count == 0
 
 
 def test_parent_command_from_subgraph_is_not_an_error(
-    col: Collector, handler: AgentOSCallbackHandler
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
 ) -> None:
     sub = StateGraph(Counter)
     sub.add_node(
@@ -239,13 +246,13 @@ def test_parent_command_from_subgraph_is_not_an_error(
     result = parent.compile().invoke({"n": 0, "log": []}, config={"callbacks": [handler]})
 
     assert result["log"] == ["handoff", "finish"]
-    trace = col.trace
+    trace = exporter.trace
     assert not trace.has_error
     assert any(s.attributes.get("langgraph.interrupt") == "ParentCommand" for s in trace.spans)
 
 
 def test_failing_node_marks_node_and_graph_error(
-    col: Collector, handler: AgentOSCallbackHandler
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
 ) -> None:
     failure = ModelFailure("node exploded")
 
@@ -259,13 +266,15 @@ def test_failing_node_marks_node_and_graph_error(
         graph.compile().invoke({"n": 0, "log": []}, config={"callbacks": [handler]})
 
     assert raised.value is failure
-    statuses = {s.name: s.status for s in col.trace.spans}
+    statuses = {s.name: s.status for s in exporter.trace.spans}
     assert statuses == {"LangGraph": SpanStatus.ERROR, "explode": SpanStatus.ERROR}
     assert handler.open_run_count == 0
 
 
-def test_stream_of_graph_with_llm_node(col: Collector, handler: AgentOSCallbackHandler) -> None:
-    model = FakeUsageChatModel(replies=["streamed node reply"])
+def test_stream_of_graph_with_llm_node(
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
+) -> None:
+    model = FakeChatModel(replies=["streamed node reply"])
 
     class Chat(TypedDict):
         text: str
@@ -280,7 +289,7 @@ def test_stream_of_graph_with_llm_node(col: Collector, handler: AgentOSCallbackH
     )
 
     assert chunks  # LangGraph streamed the model's tokens
-    llm = col.span("FakeUsageChatModel")
+    llm = exporter.span("FakeChatModel")
     assert (llm.input_tokens, llm.output_tokens) == (12, 5)
     assert llm.attributes[attr.LANGGRAPH_NODE] == "talk"
     assert attr.LLM_TIME_TO_FIRST_TOKEN_MS in llm.attributes

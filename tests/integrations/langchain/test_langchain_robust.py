@@ -15,23 +15,20 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.prompts import ChatPromptTemplate
 
-import agentos_obs._internal.guard as _guard
 import agentos_obs.attributes as attr
+from agentos_obs import testing
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
-from agentos_obs.tracing import SpanKind, SpanStatus
-from lc_fakes import Collector, FakeUsageChatModel
+from agentos_obs.testing import FakeChatModel, InMemoryExporter
+from agentos_obs.tracing import SpanKind, SpanStatus, Tracer
+from conftest import traced
+from lc_fakes import catalog
 
 PROMPT = ChatPromptTemplate.from_messages([("human", "{q}")])
 
 
 @pytest.fixture
-def col() -> Collector:
-    return Collector()
-
-
-@pytest.fixture
-def handler(col: Collector) -> AgentOSCallbackHandler:
-    return AgentOSCallbackHandler(tracer=col.tracer)
+def handler(tracer: Tracer) -> AgentOSCallbackHandler:
+    return AgentOSCallbackHandler(tracer=tracer)
 
 
 def ids(n: int) -> list[uuid.UUID]:
@@ -57,10 +54,12 @@ def test_events_for_unknown_runs_are_ignored(handler: AgentOSCallbackHandler) ->
     handler.on_agent_action(None, run_id=unknown)
     handler.on_agent_finish(None, run_id=unknown)
     assert handler.open_run_count == 0
-    assert _guard.failure_counts() == {}
+    assert testing.failure_counts() == {}
 
 
-def test_missing_kwargs_and_none_payloads(col: Collector, handler: AgentOSCallbackHandler) -> None:
+def test_missing_kwargs_and_none_payloads(
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
+) -> None:
     # No run_id at all: nothing to end it by, so nothing is started.
     handler.on_chain_start(None, None)
     handler.on_chat_model_start(None, None)
@@ -81,16 +80,16 @@ def test_missing_kwargs_and_none_payloads(col: Collector, handler: AgentOSCallba
     handler.on_retriever_end(None, run_id=retriever)
     handler.on_chain_end(None, run_id=root)
 
-    spans = sorted((s.name, s.kind.value) for s in col.trace.spans)
+    spans = sorted((s.name, s.kind.value) for s in exporter.trace.spans)
     assert spans == [
         ("Retriever", "retrieval"),
         ("Unnamed", "chain"),
         ("Unnamed", "llm"),
         ("Unnamed", "tool"),
     ]
-    assert col.span("Retriever").kind is SpanKind.RETRIEVAL
+    assert exporter.span("Retriever").kind is SpanKind.RETRIEVAL
     assert handler.open_run_count == 0
-    assert _guard.failure_counts() == {}
+    assert testing.failure_counts() == {}
 
 
 @pytest.mark.parametrize(
@@ -116,7 +115,7 @@ def test_missing_kwargs_and_none_payloads(col: Collector, handler: AgentOSCallba
     ],
 )
 def test_odd_llm_end_payloads(
-    col: Collector, handler: AgentOSCallbackHandler, payload: Any
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler, payload: Any
 ) -> None:
     (run,) = ids(1)
     handler.on_chat_model_start(
@@ -129,56 +128,60 @@ def test_odd_llm_end_payloads(
     )
     handler.on_llm_new_token(["block"], run_id=run, chunk="not a chunk")
     handler.on_llm_end(payload, run_id=run)
-    span = col.span("OddModel")
+    span = exporter.span("OddModel")
     assert span.ended and span.kind is SpanKind.LLM
     assert span.model_name == "gpt-4o-mini"  # from serialized kwargs
     assert span.attributes[attr.TAGS] == ["ok"]
     assert span.attributes[attr.USER_ID] == "['a']"
     if isinstance(payload, LLMResult) and payload.llm_output and "usage" in payload.llm_output:
         assert (span.input_tokens, span.output_tokens) == (3, 4)
-    assert _guard.failure_counts() == {}
+    assert testing.failure_counts() == {}
 
 
-def test_error_that_is_not_an_exception(col: Collector, handler: AgentOSCallbackHandler) -> None:
+def test_error_that_is_not_an_exception(
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
+) -> None:
     (run,) = ids(1)
     handler.on_chain_start({"name": "odd"}, {}, run_id=run)
     handler.on_chain_error("a string, not an exception", run_id=run)
-    assert col.span("odd").status is SpanStatus.ERROR
+    assert exporter.span("odd").status is SpanStatus.ERROR
 
 
 def test_duplicate_start_keeps_the_first_and_ends_once(
-    col: Collector, handler: AgentOSCallbackHandler
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
 ) -> None:
     (run,) = ids(1)
     handler.on_chain_start({"name": "first"}, {}, run_id=run)
     handler.on_chain_start({"name": "second"}, {}, run_id=run)
     handler.on_chain_end({}, run_id=run)
     handler.on_chain_end({}, run_id=run)
-    assert [s.name for s in col.trace.spans] == ["first"]
+    assert [s.name for s in exporter.trace.spans] == ["first"]
 
 
 def test_child_ending_after_its_parent_keeps_its_data(
-    col: Collector, handler: AgentOSCallbackHandler
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
 ) -> None:
     parent, child = ids(2)
     handler.on_chain_start({"name": "parent"}, {}, run_id=parent)
     handler.on_chat_model_start({"name": "model"}, [[]], run_id=child, parent_run_id=parent)
     handler.on_chain_end({}, run_id=parent)
-    assert col.traces == []  # the trace waits for its last span
+    assert exporter.traces == []  # the trace waits for its last span
     message = AIMessage(
         "late", usage_metadata={"input_tokens": 4, "output_tokens": 2, "total_tokens": 6}
     )
     handler.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]]), run_id=child)
-    trace = col.trace
+    trace = exporter.trace
     assert trace.usage_totals()["input_tokens"] == 4
-    assert col.span("parent").status is SpanStatus.CANCELLED  # it did not wait for its child
+    assert exporter.span("parent").status is SpanStatus.CANCELLED  # it did not wait for its child
 
 
-def test_unknown_parent_starts_a_root(col: Collector, handler: AgentOSCallbackHandler) -> None:
+def test_unknown_parent_starts_a_root(
+    exporter: InMemoryExporter, handler: AgentOSCallbackHandler
+) -> None:
     run, ghost = ids(2)
     handler.on_tool_start({"name": "lonely"}, "in", run_id=run, parent_run_id=ghost)
     handler.on_tool_end("out", run_id=run)
-    assert col.trace.root_span is not None and col.trace.root_span.name == "lonely"
+    assert exporter.trace.root_span is not None and exporter.trace.root_span.name == "lonely"
 
 
 # -- random event sequences ----------------------------------------------------------------
@@ -223,8 +226,8 @@ EVENT = st.tuples(
 )
 @given(events=st.lists(EVENT, max_size=25))
 def test_random_event_sequences_never_raise(events: list[tuple[Any, ...]]) -> None:
-    col = Collector(capture_content=True)
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
+    tracer, _ = traced(pricing=catalog(), capture_content=True)
+    handler = AgentOSCallbackHandler(tracer=tracer)
     for name, run_id, parent_run_id, first, second in events:
         method = getattr(handler, name)
         if name in ERRORS:
@@ -242,58 +245,60 @@ def test_random_event_sequences_never_raise(events: list[tuple[Any, ...]]) -> No
             method(first, run_id=run_id, parent_run_id=parent_run_id)
     handler.sweep(max_age_s=0)
     assert handler.open_run_count == 0
-    assert col.tracer.active_trace_count == 0
-    assert _guard.failure_counts() == {}
+    assert tracer.active_trace_count == 0
+    assert testing.failure_counts() == {}
 
 
 # -- state is freed -------------------------------------------------------------------------
 
 
-def test_sweep_ends_runs_never_ended_as_timeout(col: Collector) -> None:
-    handler = AgentOSCallbackHandler(tracer=col.tracer, stale_run_timeout_s=3600)
+def test_sweep_ends_runs_never_ended_as_timeout(tracer: Tracer, exporter: InMemoryExporter) -> None:
+    handler = AgentOSCallbackHandler(tracer=tracer, stale_run_timeout_s=3600)
     root, child = ids(2)
     handler.on_chain_start({"name": "stuck"}, {}, run_id=root)
     handler.on_chain_start({"name": "stuck_child"}, {}, run_id=child, parent_run_id=root)
     assert handler.sweep() == 0  # not stale yet
     assert handler.sweep(max_age_s=0) == 2
     assert handler.open_run_count == 0
-    statuses = {s.name: s.status for s in col.trace.spans}
+    statuses = {s.name: s.status for s in exporter.trace.spans}
     assert statuses == {"stuck": SpanStatus.TIMEOUT, "stuck_child": SpanStatus.TIMEOUT}
-    assert col.span("stuck").attributes["agentos.swept"] is True
+    assert exporter.span("stuck").attributes["agentos.swept"] is True
     handler.on_chain_end({}, run_id=child)  # a late end changes nothing
-    assert col.span("stuck_child").status is SpanStatus.TIMEOUT
+    assert exporter.span("stuck_child").status is SpanStatus.TIMEOUT
 
 
-def test_stale_runs_are_swept_when_new_roots_start(col: Collector) -> None:
-    handler = AgentOSCallbackHandler(
-        tracer=col.tracer, stale_run_timeout_s=1e-9, sweep_interval_s=1e-9
-    )
+def test_stale_runs_are_swept_when_new_roots_start(
+    tracer: Tracer, exporter: InMemoryExporter
+) -> None:
+    handler = AgentOSCallbackHandler(tracer=tracer, stale_run_timeout_s=1e-9, sweep_interval_s=1e-9)
     stuck, fresh = ids(2)
     handler.on_chain_start({"name": "stuck"}, {}, run_id=stuck)
     handler.on_chain_start({"name": "fresh"}, {}, run_id=fresh)  # a new root: sweeps first
     assert handler.open_run_count == 1
-    assert col.span("stuck").status is SpanStatus.TIMEOUT
+    assert exporter.span("stuck").status is SpanStatus.TIMEOUT
 
 
-def test_no_state_left_after_many_runs(col: Collector, handler: AgentOSCallbackHandler) -> None:
-    chain = PROMPT | FakeUsageChatModel() | StrOutputParser()
+def test_no_state_left_after_many_runs(
+    tracer: Tracer, exporter: InMemoryExporter, handler: AgentOSCallbackHandler
+) -> None:
+    chain = PROMPT | FakeChatModel() | StrOutputParser()
     config = {"callbacks": [handler]}
     for _ in range(300):
         chain.invoke({"q": "warm"}, config=config)
-    col.traces.clear()
+    exporter.clear()
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.take_snapshot()
         for _ in range(1500):
             chain.invoke({"q": "many"}, config=config)
-        col.traces.clear()
+        exporter.clear()
         gc.collect()
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
     assert handler.open_run_count == 0
-    assert col.tracer.active_trace_count == 0
+    assert tracer.active_trace_count == 0
     ours = [
         d
         for d in after.compare_to(before, "filename")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from typing import Any
@@ -17,15 +16,15 @@ from llama_index.core.instrumentation.dispatcher import instrument_tags
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.tools import FunctionTool
 
-import agentos_obs._internal.guard as _guard
 import agentos_obs.attributes as attr
-from agentos_obs.integrations.llama_index import instrument, uninstrument
+from agentos_obs import testing
+from agentos_obs.integrations.llama_index import AgentOSSpanHandler, instrument, uninstrument
+from agentos_obs.testing import InMemoryExporter
 from agentos_obs.tracing import SpanKind, SpanStatus, Tracer, TracerConfig
 from li_fakes import (
     ANTHROPIC_USAGE,
     DOCS,
     OPENAI_USAGE,
-    Traced,
     UsageFunctionCallingLLM,
     UsageLLM,
     check_tree,
@@ -43,16 +42,6 @@ def index() -> VectorStoreIndex:
     return make_index()
 
 
-@pytest.fixture
-def traced() -> Iterator[Traced]:
-    tracer = Tracer()
-    handler = instrument(tracer=tracer)
-    yield Traced(tracer, handler)
-    uninstrument()
-    # LlamaIndex swallows handler exceptions; strict mode counts them before re-raising.
-    assert _guard.failure_counts() == {}
-
-
 def by_name(trace: Any, name: str) -> list[Any]:
     return [s for s in trace.spans if s.name == name]
 
@@ -60,11 +49,13 @@ def by_name(trace: Any, name: str) -> list[Any]:
 # -- query engine ---------------------------------------------------------------------------
 
 
-def test_query_engine_tree_names_and_kinds(traced: Traced, index: VectorStoreIndex) -> None:
+def test_query_engine_tree_names_and_kinds(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
     response = index.as_query_engine(llm=UsageLLM()).query(QUESTION)
 
     assert str(response) == "Paris is the capital of France."
-    trace = traced.only_trace()
+    trace = exporter.trace
     check_tree(trace)
     root = trace.root_span
     assert root.name == "RetrieverQueryEngine.query"
@@ -98,9 +89,11 @@ def test_query_engine_tree_names_and_kinds(traced: Traced, index: VectorStoreInd
         )
 
 
-def test_retrieval_and_embedding_attributes(traced: Traced, index: VectorStoreIndex) -> None:
+def test_retrieval_and_embedding_attributes(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
     index.as_query_engine(llm=UsageLLM(), similarity_top_k=3).query(QUESTION)
-    trace = traced.only_trace()
+    trace = exporter.trace
     retrieve = by_name(trace, "VectorIndexRetriever.retrieve")[0]
     assert retrieve.attributes[attr.RETRIEVAL_DOCUMENT_COUNT] == 3
     scores = retrieve.attributes[attr.RETRIEVAL_TOP_SCORES]
@@ -173,7 +166,11 @@ def test_retrieval_and_embedding_attributes(traced: Traced, index: VectorStoreIn
     ],
 )
 def test_trace_tokens_equal_provider_usage_times_real_calls(
-    traced: Traced, index: VectorStoreIndex, shape: str, expected: dict[str, int]
+    handler: AgentOSSpanHandler,
+    exporter: InMemoryExporter,
+    index: VectorStoreIndex,
+    shape: str,
+    expected: dict[str, int],
 ) -> None:
     # "refine" over three nodes makes one LLM call per node: several real calls per query.
     model = {"anthropic": "claude-3-5-haiku-20241022", "gemini": "gemini-2.0-flash"}.get(
@@ -183,8 +180,8 @@ def test_trace_tokens_equal_provider_usage_times_real_calls(
     engine = index.as_query_engine(llm=llm, similarity_top_k=3, response_mode="refine")
     engine.query(QUESTION)
 
-    trace = traced.only_trace()
-    calls = llm.reported
+    trace = exporter.trace
+    calls = llm.calls
     assert calls >= 2  # several calls, each wrapped (predict > chat > complete)
     totals = trace.usage_totals()
     assert totals["llm_calls"] == calls
@@ -197,9 +194,11 @@ def test_trace_tokens_equal_provider_usage_times_real_calls(
     assert all(s.model_name == model for s in carriers)
 
 
-def test_cost_from_the_price_catalog(traced: Traced, index: VectorStoreIndex) -> None:
+def test_cost_from_the_price_catalog(
+    handler: AgentOSSpanHandler, tracer: Tracer, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
     index.as_query_engine(llm=UsageLLM(model="gpt-4o-mini")).query(QUESTION)
-    trace = traced.only_trace()
+    trace = exporter.trace
     (call,) = [s for s in trace.spans if s.counts_usage]
     assert call.cost_usd is not None and call.cost_usd > 0
     assert call.provider is None  # a custom class: no provider guessed
@@ -207,7 +206,7 @@ def test_cost_from_the_price_catalog(traced: Traced, index: VectorStoreIndex) ->
     # Same figure the catalogue gives for the same usage.
     from agentos_obs.pricing import Usage
 
-    expected = traced.tracer.pricing.cost(
+    expected = tracer.pricing.cost(
         "gpt-4o-mini",
         Usage(
             input_tokens=call.input_tokens,
@@ -219,18 +218,22 @@ def test_cost_from_the_price_catalog(traced: Traced, index: VectorStoreIndex) ->
     assert call.cost_usd == pytest.approx(expected)
 
 
-def test_unknown_model_is_unpriced_not_free(traced: Traced, index: VectorStoreIndex) -> None:
+def test_unknown_model_is_unpriced_not_free(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
     index.as_query_engine(llm=UsageLLM(model="my-private-model-7")).query(QUESTION)
-    trace = traced.only_trace()
+    trace = exporter.trace
     (call,) = [s for s in trace.spans if s.counts_usage]
     assert call.cost_usd is None
     assert call.attributes[attr.LLM_UNPRICED] is True
     assert trace.usage_totals()["unpriced_llm_calls"] == 1
 
 
-def test_llm_without_usage_records_no_tokens(traced: Traced, index: VectorStoreIndex) -> None:
+def test_llm_without_usage_records_no_tokens(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
     index.as_query_engine(llm=UsageLLM(shape="none")).query(QUESTION)
-    trace = traced.only_trace()
+    trace = exporter.trace
     assert trace.total_tokens == 0
     complete = by_name(trace, "UsageLLM.complete")[0]
     assert complete.model_name == "gpt-4o-mini"  # from the LLM's configuration
@@ -239,24 +242,28 @@ def test_llm_without_usage_records_no_tokens(traced: Traced, index: VectorStoreI
 # -- chat engine and agent ------------------------------------------------------------------
 
 
-def test_chat_engine(traced: Traced, index: VectorStoreIndex) -> None:
+def test_chat_engine(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
     llm = UsageLLM(chat_model=True)
     engine = index.as_chat_engine(chat_mode="condense_plus_context", llm=llm)
     engine.chat("Hello")
     engine.chat("And the capital of France?")
 
-    assert len(traced.traces) == 2
-    for trace in traced.traces:
+    assert len(exporter.traces) == 2
+    for trace in exporter.traces:
         check_tree(trace)
         assert trace.root_span.name == "CondensePlusContextChatEngine.chat"
         assert any(s.kind is SpanKind.RETRIEVAL for s in trace.spans)
-    total = sum(t.total_tokens for t in traced.traces)
+    total = sum(t.total_tokens for t in exporter.traces)
     per_call = OPENAI_USAGE["input"] + OPENAI_USAGE["output"]
-    assert total == per_call * llm.reported
-    assert llm.reported >= 3  # the second turn condenses the question first
+    assert total == per_call * llm.calls
+    assert llm.calls >= 3  # the second turn condenses the question first
 
 
-async def test_function_agent_with_a_tool(traced: Traced) -> None:
+async def test_function_agent_with_a_tool(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter
+) -> None:
     from llama_index.core.agent.workflow import FunctionAgent
 
     agent = FunctionAgent(
@@ -265,7 +272,7 @@ async def test_function_agent_with_a_tool(traced: Traced) -> None:
     result = await agent.run("add two and three")
 
     assert "Tool calls complete" in str(result)
-    trace = traced.only_trace()
+    trace = exporter.trace
     check_tree(trace)
     root = trace.root_span
     assert root.kind is SpanKind.AGENT
@@ -284,7 +291,9 @@ async def test_function_agent_with_a_tool(traced: Traced) -> None:
     assert prepare and all(s.kind is SpanKind.CHAIN for s in prepare)
 
 
-async def test_workflow_run_is_an_agent_span(traced: Traced) -> None:
+async def test_workflow_run_is_an_agent_span(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter
+) -> None:
     from llama_index.core.workflow import StartEvent, StopEvent, Workflow, step
 
     class Echo(Workflow):
@@ -293,13 +302,15 @@ async def test_workflow_run_is_an_agent_span(traced: Traced) -> None:
             return StopEvent(result=ev.get("text"))
 
     assert await Echo().run(text="hi") == "hi"
-    trace = traced.only_trace()
+    trace = exporter.trace
     assert trace.root_span.name == "Echo.run"
     assert trace.root_span.kind is SpanKind.AGENT
     assert any(s.name.endswith("echo") and s.kind is SpanKind.CHAIN for s in trace.spans)
 
 
-def test_memory_reads_are_memory_spans(traced: Traced) -> None:
+def test_memory_reads_are_memory_spans(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter
+) -> None:
     dispatcher = get_dispatcher(__name__)
 
     class TracedMemory(ChatMemoryBuffer):
@@ -308,7 +319,7 @@ def test_memory_reads_are_memory_spans(traced: Traced) -> None:
             return super().get(input=input, **kwargs)
 
     TracedMemory.from_defaults().get()
-    (span,) = traced.only_trace().spans
+    (span,) = exporter.trace.spans
     assert span.kind is SpanKind.MEMORY
     assert span.name == "TracedMemory.get"
 
@@ -317,16 +328,16 @@ def test_memory_reads_are_memory_spans(traced: Traced) -> None:
 
 
 def test_error_passes_through_unchanged_and_marks_spans(
-    traced: Traced, index: VectorStoreIndex
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
 ) -> None:
     # Not ValueError: the refine synthesizer catches that one as a parse failure.
     boom = ConnectionError("provider said no")
-    engine = index.as_query_engine(llm=UsageLLM(fail=boom))
+    engine = index.as_query_engine(llm=UsageLLM(error=boom))
     with pytest.raises(ConnectionError) as caught:
         engine.query(QUESTION)
     assert caught.value is boom
 
-    trace = traced.only_trace()
+    trace = exporter.trace
     check_tree(trace)
     complete = by_name(trace, "UsageLLM.complete")[0]
     assert complete.status is SpanStatus.ERROR
@@ -339,34 +350,34 @@ def test_error_passes_through_unchanged_and_marks_spans(
     assert trace.status is SpanStatus.ERROR
     # Siblings that finished before the failure stay OK.
     assert by_name(trace, "VectorIndexRetriever.retrieve")[0].status is SpanStatus.OK
-    assert traced.handler.open_span_count == 0
+    assert handler.open_span_count == 0
 
 
 # -- concurrency ----------------------------------------------------------------------------
 
 
 async def test_gather_of_100_aqueries_gives_100_separate_traces(
-    traced: Traced, index: VectorStoreIndex
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
 ) -> None:
     engine = index.as_query_engine(llm=UsageLLM())
     results = await asyncio.gather(*(engine.aquery(f"{QUESTION} #{i}") for i in range(100)))
 
     assert len(results) == 100
-    assert len(traced.traces) == 100
-    assert len({t.trace_id for t in traced.traces}) == 100
+    assert len(exporter.traces) == 100
+    assert len({t.trace_id for t in exporter.traces}) == 100
     per_call = OPENAI_USAGE["input"] + OPENAI_USAGE["output"]
-    for trace in traced.traces:
+    for trace in exporter.traces:
         check_tree(trace)
         assert trace.root_span.name == "RetrieverQueryEngine.aquery"
         assert trace.total_tokens == per_call
         assert len([s for s in trace.spans if s.counts_usage]) == 1
         shape = sorted(s.name for s in trace.spans)
-        assert shape == sorted(s.name for s in traced.traces[0].spans)
-    assert traced.handler.open_span_count == 0
+        assert shape == sorted(s.name for s in exporter.traces[0].spans)
+    assert handler.open_span_count == 0
 
 
 def test_threads_with_a_copied_context_keep_their_parent(
-    traced: Traced, index: VectorStoreIndex
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
 ) -> None:
     engine = index.as_query_engine(llm=UsageLLM())
     dispatcher = get_dispatcher(__name__)
@@ -383,28 +394,30 @@ def test_threads_with_a_copied_context_keep_their_parent(
             return [f.result() for f in futures]
 
     fan_out(copy=True)
-    trace = traced.only_trace()
+    trace = exporter.trace
     check_tree(trace)
     assert trace.root_span.name.endswith(".fan_out")  # a local function's qualname
     queries = by_name(trace, "RetrieverQueryEngine.query")
     assert len(queries) == 2 and all(q.parent is trace.root_span for q in queries)
 
-    traced.traces.clear()
+    exporter.clear()
     fan_out(copy=False)
     # A plain pool thread has no LlamaIndex parent: each query is its own trace (documented).
-    assert sorted(t.root_span.name.rpartition(".")[2] for t in traced.traces) == [
+    assert sorted(t.root_span.name.rpartition(".")[2] for t in exporter.traces) == [
         "fan_out",
         "query",
         "query",
     ]
 
 
-def test_root_nests_under_the_active_agentos_span(traced: Traced, index: VectorStoreIndex) -> None:
+def test_root_nests_under_the_active_agentos_span(
+    handler: AgentOSSpanHandler, tracer: Tracer, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
     engine = index.as_query_engine(llm=UsageLLM())
-    with traced.tracer.start_span("handle_request", SpanKind.AGENT) as outer:
+    with tracer.start_span("handle_request", SpanKind.AGENT) as outer:
         engine.query(QUESTION)
         engine.query(QUESTION)
-    trace = traced.only_trace()
+    trace = exporter.trace
     assert trace.root_span is outer
     queries = by_name(trace, "RetrieverQueryEngine.query")
     assert len(queries) == 2 and all(q.parent is outer for q in queries)
@@ -412,7 +425,7 @@ def test_root_nests_under_the_active_agentos_span(traced: Traced, index: VectorS
 
 
 def test_concurrent_threads_each_get_their_own_trace(
-    traced: Traced, index: VectorStoreIndex
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
 ) -> None:
     engine = index.as_query_engine(llm=UsageLLM())
     barrier = threading.Barrier(4)
@@ -427,17 +440,19 @@ def test_concurrent_threads_each_get_their_own_trace(
         t.start()
     for t in threads:
         t.join()
-    assert len(traced.traces) == 20
-    for trace in traced.traces:
+    assert len(exporter.traces) == 20
+    for trace in exporter.traces:
         check_tree(trace)
-        assert len(trace.spans) == len(traced.traces[0].spans)
-    assert traced.handler.open_span_count == 0
+        assert len(trace.spans) == len(exporter.traces[0].spans)
+    assert handler.open_span_count == 0
 
 
 # -- content, tags --------------------------------------------------------------------------
 
 
-def test_content_is_not_recorded_by_default(traced: Traced, index: VectorStoreIndex) -> None:
+def test_content_is_not_recorded_by_default(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
     index.as_query_engine(llm=UsageLLM()).query(QUESTION)
     content_keys = {
         attr.INPUT_VALUE,
@@ -447,20 +462,22 @@ def test_content_is_not_recorded_by_default(traced: Traced, index: VectorStoreIn
         attr.RETRIEVAL_QUERY,
         attr.RETRIEVAL_DOCUMENTS,
     }
-    for span in traced.only_trace().spans:
+    for span in exporter.trace.spans:
         assert not content_keys & set(span.attributes), span
 
 
 def test_content_capture_with_secret_redaction(index: VectorStoreIndex) -> None:
     tracer = Tracer(config=TracerConfig(capture_content=True, max_content_length=300))
-    traced = Traced(tracer, instrument(tracer=tracer))
+    exporter = InMemoryExporter()
+    tracer.add_exporter(exporter)
+    instrument(tracer=tracer)
     try:
         secret = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"
         index.as_query_engine(llm=UsageLLM()).query(f"{QUESTION} my key is {secret}")
         FunctionTool.from_defaults(fn=weather).call(city="Paris", api_key="hunter2-plain")
     finally:
         uninstrument()
-    query_trace, tool_trace = traced.traces
+    query_trace, tool_trace = exporter.traces
     root = query_trace.root_span
     assert QUESTION in root.attributes[attr.INPUT_VALUE]
     assert secret not in root.attributes[attr.INPUT_VALUE]
@@ -486,13 +503,15 @@ def test_content_capture_with_secret_redaction(index: VectorStoreIndex) -> None:
     assert tool.name == "weather"
     assert "Paris" in tool.attributes[attr.INPUT_VALUE]
     assert tool.attributes[attr.OUTPUT_VALUE] == "Paris: sunny"
-    assert _guard.failure_counts() == {}
+    assert testing.failure_counts() == {}
 
 
-def test_instrument_tags_set_user_and_session(traced: Traced, index: VectorStoreIndex) -> None:
+def test_instrument_tags_set_user_and_session(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
     with instrument_tags({"user.id": "u-42", "session_id": "s-7", "tenant": "acme"}):
         index.as_query_engine(llm=UsageLLM()).query(QUESTION)
-    trace = traced.only_trace()
+    trace = exporter.trace
     assert trace.user_id == "u-42"
     assert trace.session_id == "s-7"
     assert trace.root_span.attributes["llama_index.tag.tenant"] == "acme"

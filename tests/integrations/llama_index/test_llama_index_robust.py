@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,8 +29,8 @@ from llama_index.core.instrumentation.events.llm import (
 from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent
 from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 
-import agentos_obs._internal.guard as _guard
 import agentos_obs.integrations.llama_index._extract as ex
+from agentos_obs import testing
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.integrations.llama_index import (
     AgentOSEventHandler,
@@ -40,8 +39,9 @@ from agentos_obs.integrations.llama_index import (
     instrumented,
     uninstrument,
 )
+from agentos_obs.testing import InMemoryExporter
 from agentos_obs.tracing import SpanKind, SpanStatus, Tracer
-from li_fakes import OPENAI_USAGE, Traced, UsageLLM, make_index, make_tool
+from li_fakes import OPENAI_USAGE, UsageLLM, make_index, make_tool
 
 QUESTION = "What is the capital of France?"
 PER_CALL = OPENAI_USAGE["input"] + OPENAI_USAGE["output"]
@@ -50,14 +50,6 @@ PER_CALL = OPENAI_USAGE["input"] + OPENAI_USAGE["output"]
 @pytest.fixture(scope="module")
 def index() -> VectorStoreIndex:
     return make_index()
-
-
-@pytest.fixture
-def traced() -> Iterator[Traced]:
-    tracer = Tracer()
-    handler = instrument(tracer=tracer)
-    yield Traced(tracer, handler)
-    uninstrument()
 
 
 def ours(handlers: list[Any]) -> list[Any]:
@@ -104,7 +96,7 @@ def test_instrument_twice_attaches_once_and_uninstrument_restores(
         assert ours(root.span_handlers) == [again]
     finally:
         uninstrument()
-    assert _guard.failure_counts() == {}
+    assert testing.failure_counts() == {}
 
 
 def test_instrument_switches_tracer_without_a_second_handler(index: VectorStoreIndex) -> None:
@@ -223,7 +215,7 @@ def test_handler_failure_never_reaches_the_app_and_is_logged_once(
     finally:
         uninstrument()
     assert str(first) == str(second) == "Paris is the capital of France."
-    counts = _guard.failure_counts()
+    counts = testing.failure_counts()
     assert counts["llama_index.span_enter"] >= 20  # every span of both queries, counted
     warnings = [r for r in caplog.records if "llama_index.span_enter" in r.getMessage()]
     assert len(warnings) == 1  # logged once
@@ -231,16 +223,20 @@ def test_handler_failure_never_reaches_the_app_and_is_logged_once(
 
 @pytest.mark.usefixtures("lenient")
 def test_failing_usage_recording_is_counted_and_the_query_still_answers(
-    traced: Traced, index: VectorStoreIndex, monkeypatch: pytest.MonkeyPatch
+    handler: AgentOSSpanHandler,
+    tracer: Tracer,
+    exporter: InMemoryExporter,
+    index: VectorStoreIndex,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> None:
         raise KeyError("price table corrupt")
 
-    monkeypatch.setattr(traced.tracer, "record_usage", broken)
+    monkeypatch.setattr(tracer, "record_usage", broken)
     response = index.as_query_engine(llm=UsageLLM()).query(QUESTION)
     assert str(response) == "Paris is the capital of France."
-    assert _guard.failure_counts() == {"llama_index.event": 1}
-    trace = traced.only_trace()
+    assert testing.failure_counts() == {"llama_index.event": 1}
+    trace = exporter.trace
     assert trace.total_tokens == 0
     assert all(s.ended for s in trace.spans)
 
@@ -259,8 +255,9 @@ class CustomEvent(BaseEvent):
     payload: Any = None
 
 
-def test_malformed_and_odd_events_are_survived(traced: Traced) -> None:
-    handler = traced.handler
+def test_malformed_and_odd_events_are_survived(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter
+) -> None:
     events = handler.event_handler
     handler.span_enter(id_="UsageLLM.chat-" + "0" * 36, bound_args=None, instance=UsageLLM())
     handler.span_enter(id_="no-uuid-here", bound_args=object(), instance=object(), parent_id="gone")
@@ -305,9 +302,9 @@ def test_malformed_and_odd_events_are_survived(traced: Traced) -> None:
     handler.span_drop(id_="never-opened", bound_args=None, err=RuntimeError("x"))
     handler.span_exit(id_="never-opened", bound_args=None)
 
-    assert _guard.failure_counts() == {}
+    assert testing.failure_counts() == {}
     assert handler.open_span_count == 0
-    by_name = {t.root_span.name: t.root_span for t in traced.traces}
+    by_name = {t.root_span.name: t.root_span for t in exporter.traces}
     assert by_name["UsageLLM.chat"].total_tokens == 0
     assert by_name["UsageLLM.chat"].status is SpanStatus.OK
     assert by_name["no"].status is SpanStatus.ERROR  # no uuid: the part before the first dash
@@ -403,7 +400,7 @@ _OPS = st.one_of(
 )
 @given(ops=st.lists(_OPS, max_size=30))
 def test_random_span_and_event_sequences_never_raise(ops: list[tuple[Any, ...]]) -> None:
-    _guard.reset_counts()
+    testing.reset_counts()
     tracer = Tracer()
     handler = AgentOSSpanHandler(tracer=tracer)
     events = handler.event_handler
@@ -430,7 +427,7 @@ def test_random_span_and_event_sequences_never_raise(ops: list[tuple[Any, ...]])
         if isinstance(item, StreamingResponse):
             list(item.response_gen)  # our wrapper, if installed, ends its span
     handler.close()
-    assert _guard.failure_counts() == {}
+    assert testing.failure_counts() == {}
     assert handler.open_span_count == 0
     assert handler.parked_stream_count == 0
     assert tracer.active_trace_count == 0
@@ -439,10 +436,12 @@ def test_random_span_and_event_sequences_never_raise(ops: list[tuple[Any, ...]])
 # -- memory ---------------------------------------------------------------------------------
 
 
-def test_nothing_grows_over_many_queries(traced: Traced, index: VectorStoreIndex) -> None:
+def test_nothing_grows_over_many_queries(
+    handler: AgentOSSpanHandler, tracer: Tracer, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
     engine = index.as_query_engine(llm=UsageLLM())
     streaming = index.as_query_engine(llm=UsageLLM(), streaming=True)
-    bridge = traced.handler.bridge
+    bridge = handler.bridge
     for i in range(120):
         engine.query(QUESTION)
         response = streaming.query(QUESTION)
@@ -454,18 +453,18 @@ def test_nothing_grows_over_many_queries(traced: Traced, index: VectorStoreIndex
             gen.close()
         del response  # i % 3 == 2: dropped unread
     gc.collect()
-    traced.handler.sweep()
+    handler.sweep()
 
-    assert len(traced.traces) == 240
+    assert len(exporter.traces) == 240
     assert bridge.open_span_count == 0
     assert bridge.parked_stream_count == 0
     assert len(bridge._abandoned) == 0
     assert bridge.dedupe_window_size <= 64
     assert len(bridge._event_methods) < 64
-    assert traced.tracer.active_trace_count == 0
-    statuses = {t.status for t in traced.traces}
+    assert tracer.active_trace_count == 0
+    statuses = {t.status for t in exporter.traces}
     assert statuses == {SpanStatus.OK, SpanStatus.CANCELLED}
-    assert _guard.failure_counts() == {}
+    assert testing.failure_counts() == {}
 
 
 # -- budgets --------------------------------------------------------------------------------
@@ -493,7 +492,7 @@ def test_budget_in_raise_mode_cannot_stop_llama_index_and_says_so(
     assert refused and all(s.kind is SpanKind.LLM for s in refused)
     assert all(s.status is SpanStatus.ERROR for s in refused)
     assert traces[1].total_tokens == PER_CALL  # the call that went ahead is still counted
-    assert _guard.failure_counts()["llama_index.budget_not_enforced"] >= 1
+    assert testing.failure_counts()["llama_index.budget_not_enforced"] >= 1
 
 
 # -- the default stack ----------------------------------------------------------------------
@@ -515,4 +514,4 @@ def test_no_tracer_reports_to_the_default_stack_resolved_late(index: VectorStore
     assert handler.tracer is None
     (trace,) = traces
     assert trace.total_tokens == PER_CALL
-    assert _guard.failure_counts() == {}
+    assert testing.failure_counts() == {}
