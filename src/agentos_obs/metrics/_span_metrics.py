@@ -47,41 +47,20 @@ from typing import TYPE_CHECKING
 import agentos_obs._internal.guard as _guard
 import agentos_obs.attributes as attr
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.metrics._registry import (
+from agentos_obs.metrics._batch import PendingCounter, PendingHistogram, SeriesBatch
+from agentos_obs.metrics._buckets import (
     GENAI_DURATION_BUCKETS,
     GENAI_TOKEN_BUCKETS,
-    MetricsRegistry,
-    PendingCounter,
-    PendingHistogram,
-    SeriesBatch,
+    LLM_COST_USD_BUCKETS,
+    SPAN_DURATION_BUCKETS,
 )
+from agentos_obs.metrics._registry import MetricsRegistry
 from agentos_obs.tracing._spans import Span, SpanKind, SpanStatus
 
 if TYPE_CHECKING:
     from agentos_obs.tracing._tracer import Tracer
 
-__all__ = [
-    "LLM_COST_USD_BUCKETS",
-    "SPAN_DURATION_BUCKETS",
-    "TOKEN_TYPES",
-    "SpanMetricsProcessor",
-]
-
-# Per-call cost in USD, 1-2.5-5 steps over six decades. The low end is a short call to a
-# small model (gpt-4o-mini, 500 in / 100 out ≈ $0.00014); the middle a typical frontier
-# call (gpt-4o, 2k in / 500 out ≈ $0.01); the top a long-context call to the dearest models
-# (200k tokens to an Opus-class model ≈ $3) or a runaway loop. Each bucket is about
-# 2-2.5x the previous one, enough to see a shift in per-call cost on a dashboard.
-LLM_COST_USD_BUCKETS: tuple[float, ...] = (
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
-
-# Any span, agent runs too: from a ~1 ms in-process step up to an 11-minute agent run (the
-# GenAI duration buckets, with three smaller and three larger bounds in the same doubling).
-SPAN_DURATION_BUCKETS: tuple[float, ...] = (
-    0.00125, 0.0025, 0.005, *GENAI_DURATION_BUCKETS, 163.84, 327.68, 655.36,
-)  # fmt: skip
+__all__ = ["TOKEN_TYPES", "SpanMetricsProcessor"]
 
 TOKEN_TYPES: tuple[str, ...] = ("input", "output", "cache_read", "cache_write", "reasoning")
 
