@@ -4,7 +4,8 @@ exemplars) and the default span metrics fed by every finished span's sealed reco
 Modules: ``_registry`` (MetricsRegistry), ``_instruments`` (counters, gauges, histograms
 and their labelled children), ``_batch`` (SeriesBatch), ``_buckets`` (bucket bounds),
 ``_multiprocess``, ``_collectors`` and ``_exposition`` (text formats, ``/metrics`` server),
-``_span_metrics`` (SpanMetricsProcessor). prometheus_client is used through its public API
+``_default_metrics`` (the default metric families) and ``_span_metrics``
+(SpanMetricsProcessor). prometheus_client is used through its public API
 everywhere but ``_prometheus``, the one adapter that writes batched histogram observations
 straight into its bucket values, with a public-API fallback chosen at import.
 """
@@ -18,6 +19,7 @@ from agentos_obs.metrics._buckets import (
     LLM_COST_USD_BUCKETS,
     SPAN_DURATION_BUCKETS,
 )
+from agentos_obs.metrics._default_metrics import TOKEN_TYPES
 from agentos_obs.metrics._instruments import (
     Counter,
     CounterChild,
@@ -29,7 +31,7 @@ from agentos_obs.metrics._instruments import (
 )
 from agentos_obs.metrics._multiprocess import is_multiprocess, multiprocess_registry
 from agentos_obs.metrics._registry import MetricsCollector, MetricsRegistry
-from agentos_obs.metrics._span_metrics import TOKEN_TYPES, SpanMetricsProcessor
+from agentos_obs.metrics._span_metrics import SpanMetricsProcessor
 
 __all__ = [
     "GENAI_DURATION_BUCKETS",
