@@ -226,6 +226,13 @@ def test_time_to_first_token_from_the_record(registry: MetricsRegistry) -> None:
     assert ttft.get_count(**labels) == 1
     assert ttft.get_sum(**labels) == pytest.approx(0.25)
     assert registry.histogram("llm_latency_seconds").get_sum(**labels) == pytest.approx(0.9)
+    # Exemplars are stamped with the call's end (epoch 1.9 s here), not the time of on_end.
+    (line,) = [
+        line
+        for line in registry.to_openmetrics_text().splitlines()
+        if line.startswith("llm_latency_seconds_bucket") and "trace_id" in line
+    ]
+    assert line.endswith('# {trace_id="0af7651916cd43dd8448eb211c80319c"} 0.9 1.9')
 
 
 @pytest.mark.xfail(

@@ -111,7 +111,14 @@ class PendingHistogram:
         """True when observations are kept here and applied by the batch's flush."""
         return self._writer is not None
 
-    def add(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
+    def add(
+        self,
+        value: float,
+        exemplar: Mapping[str, str] | None = None,
+        timestamp: float | None = None,
+    ) -> None:
+        """Observe ``value``; ``exemplar`` is kept as its bucket's latest, stamped
+        ``timestamp`` (epoch seconds; default now)."""
         if self._writer is None:
             self._observe(value, exemplar)
             return
@@ -120,7 +127,8 @@ class PendingHistogram:
         self.counts[index] += 1
         self.total += value
         if exemplar is not None:
-            self.exemplars[index] = (exemplar, value, time.time())
+            when = time.time() if timestamp is None else timestamp
+            self.exemplars[index] = (exemplar, value, when)
         if not self._dirty:
             self._dirty = True
             self._queue.append(self)

@@ -57,7 +57,8 @@ Other rules:
   or given with ``tracer=``. They are process-local: in multi-process mode each worker's own
   registry serves them. ``active_agents`` is a ``livesum`` gauge and aggregates across
   processes.
-* Latency and cost observations carry the trace id as an exemplar (OpenMetrics text).
+* Latency and cost observations carry the trace id as an exemplar (OpenMetrics text),
+  stamped with the call's end time.
 """
 
 from __future__ import annotations
@@ -237,9 +238,10 @@ class SpanMetricsProcessor:
         series = self._llm.get(key) or self._llm_series(key)
         series.calls[record.status].add()
         exemplar = {"trace_id": record.trace_id}
+        ended = record.end_time / 1e9  # the exemplars' time: when the call ended
         latency_ms = record.latency_ms
         if latency_ms is not None:
-            series.latency.add(latency_ms / 1000.0, exemplar)
+            series.latency.add(latency_ms / 1000.0, exemplar, ended)
         ttft_ms = record.time_to_first_token_ms
         if ttft_ms is not None:
             series.ttft.add(ttft_ms / 1000.0)
@@ -272,7 +274,7 @@ class SpanMetricsProcessor:
         # The seal leaves only finite costs >= 0; a record built by hand might not.
         if cost is not None and 0.0 <= cost < _INF:
             series.cost_total.add(cost)
-            series.cost.add(cost, exemplar)
+            series.cost.add(cost, exemplar, ended)
 
     def _count_tool_events(self, record: SpanRecord) -> None:
         # Tracer.record_tool_call with no current span makes a TOOL span carrying its own
