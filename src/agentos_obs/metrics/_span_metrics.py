@@ -247,7 +247,7 @@ class SpanMetricsProcessor:
             series.ttft.add(ttft_ms / 1000.0)
 
         cost_status = record.cost_status
-        if cost_status is _NO_USAGE:  # tokens and cost unknown: counted as such, not as 0
+        if cost_status is _NO_USAGE:  # not counts_usage: tokens and cost unknown, not 0
             series.no_usage.add()
             return
         usage = record.usage
