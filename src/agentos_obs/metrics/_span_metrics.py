@@ -1,39 +1,64 @@
 """Default metrics fed by every finished span: a span processor writing to a MetricsRegistry.
 
+Every number is read from the span's sealed record (:class:`~agentos_obs.tracing.SpanRecord`):
+the processor derives nothing itself, so the metrics agree with cost analytics, the
+dashboard, the store and the exports on calls, tokens, cost, models and agents.
+
 Names follow Prometheus conventions (``promtool check metrics`` clean): base units (seconds,
-USD), counters end in ``_total``, no unit abbreviations.
+USD), counters end in ``_total``, no unit abbreviations. With ``namespace="myapp"`` every
+name below starts with ``myapp_`` (``myapp_llm_calls_total``...); the default is no prefix,
+the prototype's names. The health counters ``agentos_obs_internal_errors_total`` and
+``agentos_obs_dropped_total`` are namespaced already and never prefixed.
 
 Metric (labels): what feeds it
 
 - ``agent_invocations_total`` / ``agent_latency_seconds`` (agent): AGENT spans
 - ``active_agents``: AGENT spans open now
 - ``active_traces`` / ``traces_total``: the tracers' open / ended traces
-- ``llm_calls_total`` (model, provider, status): LLM calls, see below
-- ``llm_latency_seconds`` (model, provider): ``llm.latency_ms``, else the LLM span duration
-- ``llm_time_to_first_token_seconds`` (model, provider): ``llm.time_to_first_token_ms``
+- ``llm_calls_total`` (model, provider, status): counted LLM calls (``record.llm_call``);
+  a failed call is a call (status ``error`` or ``timeout``)
+- ``llm_calls_without_usage_total`` (model, provider): calls whose provider reported no
+  usage (cost status ``no_usage``; failed calls mostly): their tokens and cost are unknown
+  and are in no total below. Unknown is never shown as zero: divide by ``llm_calls_total``
+  to see how much of the spend the totals leave out.
+- ``llm_estimated_calls_total`` (model, provider): calls whose usage was estimated from
+  the text and then priced (cost status ``estimated``); their tokens and cost ARE in the
+  totals, this says how many of them are estimates
+- ``llm_unpriced_calls_total`` (model, provider): calls with usage but no price for the
+  model (cost status ``unpriced``): tokens counted, cost unknown
 - ``llm_tokens_total`` (model, provider, type) / ``llm_token_usage`` (type input, output):
-  usage spans
-- ``llm_cost_usd_total`` / ``llm_call_cost_usd`` / ``llm_unpriced_calls_total`` (model,
-  provider): priced / unpriced usage spans. The per-call histogram is not ``llm_cost_usd``:
-  that is the metric family name of ``llm_cost_usd_total`` in OpenMetrics.
+  calls whose usage counts (``record.counts_usage``: every call but ``no_usage`` ones)
+- ``llm_cost_usd_total`` / ``llm_call_cost_usd`` (model, provider): calls with a known
+  cost. The per-call histogram is not ``llm_cost_usd``: that is the metric family name of
+  ``llm_cost_usd_total`` in OpenMetrics.
+- ``llm_latency_seconds`` (model, provider): ``record.latency_ms`` (``llm.latency_ms``,
+  else the LLM span's duration)
+- ``llm_time_to_first_token_seconds`` (model, provider): ``record.time_to_first_token_ms``
 - ``span_duration_seconds`` / ``span_errors_total`` (kind): every span / ERROR and TIMEOUT
-- ``tool_calls_total`` / ``tool_errors_total`` (tool): TOOL spans and ``tool_call`` events
+- ``tool_calls_total`` / ``tool_errors_total`` (tool): TOOL spans (``tool.name``, else the
+  span name) and ``tool_call`` events
 
-Counting rules:
+Labels: ``model`` and ``provider`` are ``record.model`` / ``record.provider`` (``unknown``
+when missing); ``agent`` is ``record.agent`` (an AGENT span's ``agent.name``, else its
+name); ``type`` of ``llm_tokens_total`` is input (cache tokens included, OpenTelemetry GenAI
+convention), output (reasoning included), cache_read, cache_write, reasoning.
 
-* Usage (tokens, cost, unpriced) comes only from spans whose usage counts
-  (``span.counts_usage``: the innermost span carrying it), so nothing is counted twice.
-* An LLM call is a span whose usage counts, or an LLM span with neither usage below it nor an
-  LLM child (a failed call has no usage but is still a call; LlamaIndex's ``achat › chat``
-  double spans count once).
-* ``type`` of ``llm_tokens_total``: input (cache tokens included, OpenTelemetry GenAI
-  convention), output (reasoning included), cache_read, cache_write, reasoning.
+Buckets: LLM latency and time to first token default to the OpenTelemetry GenAI boundaries
+for ``gen_ai.client.operation.duration`` (:data:`GENAI_DURATION_BUCKETS`, 10 ms to
+81.92 s): what GenAI dashboards expect, and fine-grained where most chat calls land. Calls
+longer than 81.92 s (long reasoning, big batches) all fall in ``+Inf`` there: pass
+``llm_latency_buckets=`` / ``llm_ttft_buckets=`` (for instance
+:data:`SPAN_DURATION_BUCKETS`, up to 655.36 s).
+
+Other rules:
+
 * ``active_traces`` and ``traces_total`` are read from the tracers at scrape time (exact,
   including traces outliving their root span); tracers are found from the spans they start
   or given with ``tracer=``. They are process-local: in multi-process mode each worker's own
   registry serves them. ``active_agents`` is a ``livesum`` gauge and aggregates across
   processes.
-* Latency and cost observations carry the trace id as an exemplar (OpenMetrics text).
+* Latency and cost observations carry the trace id as an exemplar (OpenMetrics text),
+  stamped with the call's end time.
 """
 
 from __future__ import annotations
@@ -41,159 +66,56 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 from typing import TYPE_CHECKING
 
 import agentos_obs._internal.guard as _guard
 import agentos_obs.attributes as attr
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.metrics._registry import (
-    GENAI_DURATION_BUCKETS,
-    GENAI_TOKEN_BUCKETS,
-    MetricsRegistry,
-    PendingCounter,
-    PendingHistogram,
-    SeriesBatch,
+from agentos_obs.metrics._batch import PendingCounter, PendingHistogram, SeriesBatch
+from agentos_obs.metrics._buckets import GENAI_DURATION_BUCKETS
+from agentos_obs.metrics._default_metrics import (
+    DefaultMetrics,
+    LLMSeries,
+    check_duration_buckets,
+    namespace_prefix,
 )
-from agentos_obs.tracing._spans import Span, SpanKind, SpanStatus
+from agentos_obs.metrics._registry import MetricsRegistry
+from agentos_obs.tracing import CostStatus, SpanKind
 
 if TYPE_CHECKING:
-    from agentos_obs.tracing._tracer import Tracer
+    from agentos_obs.tracing import Span, SpanRecord, Tracer
 
-__all__ = [
-    "LLM_COST_USD_BUCKETS",
-    "SPAN_DURATION_BUCKETS",
-    "TOKEN_TYPES",
-    "SpanMetricsProcessor",
-]
-
-# Per-call cost in USD, 1-2.5-5 steps over six decades. The low end is a short call to a
-# small model (gpt-4o-mini, 500 in / 100 out ≈ $0.00014); the middle a typical frontier
-# call (gpt-4o, 2k in / 500 out ≈ $0.01); the top a long-context call to the dearest models
-# (200k tokens to an Opus-class model ≈ $3) or a runaway loop. Each bucket is about
-# 2-2.5x the previous one, enough to see a shift in per-call cost on a dashboard.
-LLM_COST_USD_BUCKETS: tuple[float, ...] = (
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
-
-# Any span, agent runs too: from a ~1 ms in-process step up to an 11-minute agent run (the
-# GenAI duration buckets, with three smaller and three larger bounds in the same doubling).
-SPAN_DURATION_BUCKETS: tuple[float, ...] = (
-    0.00125, 0.0025, 0.005, *GENAI_DURATION_BUCKETS, 163.84, 327.68, 655.36,
-)  # fmt: skip
-
-TOKEN_TYPES: tuple[str, ...] = ("input", "output", "cache_read", "cache_write", "reasoning")
+__all__ = ["SpanMetricsProcessor"]
 
 _UNKNOWN = "unknown"
 _OTHER = "other"  # label value once a label has max_label_values distinct values
-_FAILED = (SpanStatus.ERROR, SpanStatus.TIMEOUT)  # CANCELLED is not a failure of the app
+_INF = math.inf
 # Module constants: attribute access on an Enum class is slow enough to show on on_end.
-_AGENT, _LLM, _TOOL = SpanKind.AGENT, SpanKind.LLM, SpanKind.TOOL
-
-
-class _LLMSeries:
-    """Every series of one (model, provider), resolved once: on_end does no label work."""
-
-    __slots__ = (
-        "calls",
-        "cost",
-        "cost_total",
-        "latency",
-        "tokens",
-        "ttft",
-        "unpriced",
-        "usage_input",
-        "usage_output",
-    )
-
-    def __init__(self, metrics: _Metrics, batch: SeriesBatch, model: str, provider: str) -> None:
-        labels = {"model": model, "provider": provider}
-        counter, histogram = batch.counter, batch.histogram
-        self.calls = {
-            status: counter(metrics.llm_calls.labels(**labels, status=status.value))
-            for status in SpanStatus
-        }
-        self.tokens = tuple(
-            counter(metrics.llm_tokens.labels(**labels, type=t)) for t in TOKEN_TYPES
-        )
-        self.usage_input = histogram(metrics.llm_token_usage.labels(**labels, type="input"))
-        self.usage_output = histogram(metrics.llm_token_usage.labels(**labels, type="output"))
-        self.cost_total = counter(metrics.llm_cost_total.labels(**labels))
-        self.cost = histogram(metrics.llm_cost.labels(**labels))
-        self.unpriced = counter(metrics.llm_unpriced.labels(**labels))
-        self.latency = histogram(metrics.llm_latency.labels(**labels))
-        self.ttft = histogram(metrics.llm_ttft.labels(**labels))
-
-
-class _Metrics:
-    """The default metrics, registered in one registry."""
-
-    def __init__(self, registry: MetricsRegistry) -> None:
-        r = registry
-        self.agent_invocations = r.counter(
-            "agent_invocations_total", "Agent runs (AGENT spans) that ended", ("agent",)
-        )
-        self.agent_latency = r.histogram(
-            "agent_latency_seconds", "Duration of agent runs", SPAN_DURATION_BUCKETS, ("agent",)
-        )
-        self.active_agents = r.gauge("active_agents", "Agent runs (AGENT spans) open now")
-        llm = ("model", "provider")
-        self.llm_calls = r.counter("llm_calls_total", "LLM calls by outcome", (*llm, "status"))
-        self.llm_tokens = r.counter(
-            "llm_tokens_total",
-            "LLM tokens by type: input (cache included), output (reasoning included), "
-            "cache_read, cache_write, reasoning",
-            (*llm, "type"),
-        )
-        self.llm_token_usage = r.histogram(
-            "llm_token_usage",
-            "Tokens per LLM call (OpenTelemetry gen_ai.client.token.usage)",
-            GENAI_TOKEN_BUCKETS,
-            (*llm, "type"),
-        )
-        self.llm_cost_total = r.counter(
-            "llm_cost_usd_total", "Cost of priced LLM calls in US dollars", llm
-        )
-        self.llm_cost = r.histogram(
-            "llm_call_cost_usd", "Cost per priced LLM call in US dollars", LLM_COST_USD_BUCKETS, llm
-        )
-        self.llm_unpriced = r.counter(
-            "llm_unpriced_calls_total", "LLM calls whose model has no known price", llm
-        )
-        self.llm_latency = r.histogram(
-            "llm_latency_seconds",
-            "LLM call duration (OpenTelemetry gen_ai.client.operation.duration)",
-            GENAI_DURATION_BUCKETS,
-            llm,
-        )
-        self.llm_ttft = r.histogram(
-            "llm_time_to_first_token_seconds",
-            "Time to the first streamed token of an LLM call",
-            GENAI_DURATION_BUCKETS,
-            llm,
-        )
-        self.span_duration = r.histogram(
-            "span_duration_seconds", "Duration of spans by kind", SPAN_DURATION_BUCKETS, ("kind",)
-        )
-        self.span_errors = r.counter(
-            "span_errors_total", "Spans that ended in error or timed out, by kind", ("kind",)
-        )
-        self.tool_calls = r.counter("tool_calls_total", "Tool calls", ("tool",))
-        self.tool_errors = r.counter("tool_errors_total", "Tool calls that failed", ("tool",))
+_AGENT, _TOOL = SpanKind.AGENT, SpanKind.TOOL
+_UNPRICED, _NO_USAGE, _ESTIMATED = CostStatus.UNPRICED, CostStatus.NO_USAGE, CostStatus.ESTIMATED
 
 
 class SpanMetricsProcessor:
     """Span processor feeding the default metrics (see the module docstring) of ``registry``.
 
     ``tracer.add_span_processor(SpanMetricsProcessor(registry))``. One processor per
-    registry; it may serve several tracers. ``max_label_values`` bounds each label
-    (agents, tools, model/provider pairs): further values are counted under ``other`` and
-    the overflow is reported in ``agentos_obs_dropped_total{component="span_metrics.labels"}``.
-    The default, 200, keeps the worst case of the model labels near 25k series (one
-    model/provider pair is ~110 series, most of them histogram buckets).
+    registry and namespace; it may serve several tracers.
 
-    ``on_end`` takes one lock and adds to plain numbers (:class:`~.metrics.SeriesBatch`);
+    * ``namespace``: prefix of every default metric's name (``myapp`` gives
+      ``myapp_llm_calls_total``), for a process where another exporter already uses names
+      such as ``traces_total`` or ``active_agents``. None (default): the prototype's names.
+    * ``llm_latency_buckets`` / ``llm_ttft_buckets``: upper bounds in seconds of
+      ``llm_latency_seconds`` and ``llm_time_to_first_token_seconds`` (strictly increasing,
+      > 0, at most 64; ``+Inf`` is always added). Default :data:`GENAI_DURATION_BUCKETS`.
+    * ``max_label_values`` bounds each label (agents, tools, model/provider pairs): further
+      values are counted under ``other`` and the overflow is reported in
+      ``agentos_obs_dropped_total{component="span_metrics.labels"}``. The default, 200,
+      keeps the worst case of the model labels near 25k series (one model/provider pair is
+      ~110 series, most of them histogram buckets).
+
+    Bad arguments raise ConfigurationError here, at set-up. ``on_end`` runs on the caller's
+    thread: it takes one lock and adds to plain numbers (:class:`~.metrics.SeriesBatch`);
     the registry applies them to prometheus_client before every read.
     """
 
@@ -203,6 +125,9 @@ class SpanMetricsProcessor:
         *,
         tracer: Tracer | None = None,
         max_label_values: int = 200,
+        namespace: str | None = None,
+        llm_latency_buckets: Sequence[float] = GENAI_DURATION_BUCKETS,
+        llm_ttft_buckets: Sequence[float] = GENAI_DURATION_BUCKETS,
     ) -> None:
         if not isinstance(registry, MetricsRegistry):
             raise ConfigurationError(f"expected a MetricsRegistry, got {registry!r}")
@@ -212,26 +137,35 @@ class SpanMetricsProcessor:
             or max_label_values < 1
         ):
             raise ConfigurationError(f"max_label_values must be >= 1, got {max_label_values!r}")
+        prefix = namespace_prefix(namespace)
+        latency_buckets = check_duration_buckets("llm_latency_buckets", llm_latency_buckets)
+        ttft_buckets = check_duration_buckets("llm_ttft_buckets", llm_ttft_buckets)
         self.registry = registry
+        self.namespace = prefix[:-1] or None
         self.max_label_values = int(max_label_values)
         try:
             registry.gauge_function(
-                "active_traces", "Traces started and not yet ended", self._active_trace_count
+                f"{prefix}active_traces",
+                "Traces started and not yet ended",
+                self._active_trace_count,
             )
-            registry.counter_function("traces_total", "Traces ended", self._ended_trace_count)
+            registry.counter_function(
+                f"{prefix}traces_total", "Traces ended", self._ended_trace_count
+            )
         except ConfigurationError as exc:
             raise ConfigurationError(
                 "this registry is already fed by a SpanMetricsProcessor: use one processor "
-                f"per registry (it can serve several tracers) ({exc})"
+                "per registry (it can serve several tracers), or give each its own "
+                f"namespace ({exc})"
             ) from exc
-        self._m = _Metrics(registry)
+        self._m = DefaultMetrics(registry, prefix, latency_buckets, ttft_buckets)
         self._batch = SeriesBatch(registry)
         self._lock = threading.Lock()  # creating series; updates take the batch's lock
         self._tracers: weakref.WeakSet[Tracer] = weakref.WeakSet()
         self._last_tracer: Tracer | None = None
         self._open_agents: set[str] = set()
         self._active_agents = self._m.active_agents
-        self._llm: dict[tuple[str, str], _LLMSeries] = {}
+        self._llm: dict[tuple[str, str], LLMSeries] = {}
         self._agents: dict[str, tuple[PendingCounter, PendingHistogram]] = {}
         self._tools: dict[str, tuple[PendingCounter, PendingCounter]] = {}
         counter, histogram = self._batch.counter, self._batch.histogram
@@ -263,21 +197,21 @@ class SpanMetricsProcessor:
 
     # -- span processor --------------------------------------------------------------
     def on_start(self, span: Span) -> None:
-        tracer = span._tracer
+        tracer = span.tracer
         if tracer is not self._last_tracer and tracer is not None:
             self._see_tracer(tracer)
         if span.kind is _AGENT:
             self._open_agents.add(span.span_id)
             self._active_agents.inc()
 
-    def on_end(self, span: Span) -> None:
-        kind = span.kind
-        if kind is _AGENT and span.span_id in self._open_agents:
+    def on_end(self, record: SpanRecord) -> None:
+        kind = record.kind
+        if kind is _AGENT and record.span_id in self._open_agents:
             # Only spans we saw start: attaching mid-run must not drive the gauge negative.
-            self._open_agents.discard(span.span_id)
+            self._open_agents.discard(record.span_id)
             self._active_agents.dec()
-        failed = span.status in _FAILED
-        duration_s = span.duration_ms / 1000.0
+        failed = record.failed
+        duration_s = record.duration_ms / 1000.0
         batch = self._batch
         with batch.lock:
             duration, errors = self._kinds[kind]
@@ -285,78 +219,68 @@ class SpanMetricsProcessor:
             if failed:
                 errors.add()
             if kind is _AGENT:
-                name = str(span.attributes.get(attr.AGENT_NAME) or span.name or _UNKNOWN)
-                agent = self._agents.get(name) or self._agent_series(name)
-                agent[0].add()
-                agent[1].add(duration_s)
+                agent = record.agent or _UNKNOWN
+                series = self._agents.get(agent) or self._agent_series(agent)
+                series[0].add()
+                series[1].add(duration_s)
             elif kind is _TOOL:
-                tool = str(span.attributes.get(attr.TOOL_NAME) or span.name or _UNKNOWN)
-                self._count_tool(tool, failed)
-            if span.events:
-                self._count_tool_events(span)
-            # Usage counts only on the innermost span carrying it; an LLM span without
-            # usage (a failed call) is a call unless an LLM child already is one.
-            counts_usage = span.counts_usage
-            if counts_usage or (
-                kind is _LLM
-                and not span._shadowed
-                and not any(child.kind is _LLM for child in span.children)
-            ):
-                self._count_llm_call(span, counts_usage, duration_s)
+                self._count_tool(_tool_name(record), failed)
+            if record.events:
+                self._count_tool_events(record)
+            if record.llm_call:
+                self._count_llm_call(record)
         if batch.immediate:
             batch.flush()
 
     # -- per kind (called with the batch's lock held) --------------------------------
-    def _count_llm_call(self, span: Span, counts_usage: bool, duration_s: float) -> None:
-        key = (span.model_name or _UNKNOWN, span.provider or _UNKNOWN)
+    def _count_llm_call(self, record: SpanRecord) -> None:
+        key = (record.model or _UNKNOWN, record.provider or _UNKNOWN)
         series = self._llm.get(key) or self._llm_series(key)
-        series.calls[span.status].add()
-        exemplar = {"trace_id": span.trace_id}
-
-        attributes = span.attributes
-        latency_ms = attributes.get(attr.LLM_LATENCY_MS)  # measured by the caller
-        latency_s = None if latency_ms is None else _seconds(latency_ms)
-        if latency_s is None and span.kind is _LLM:  # another kind's duration is not the call's
-            latency_s = duration_s
-        if latency_s is not None:
-            series.latency.add(latency_s, exemplar)
-        ttft_ms = attributes.get(attr.LLM_TIME_TO_FIRST_TOKEN_MS)
+        series.calls[record.status].add()
+        exemplar = {"trace_id": record.trace_id}
+        ended = record.end_time / 1e9  # the exemplars' time: when the call ended
+        latency_ms = record.latency_ms
+        if latency_ms is not None:
+            series.latency.add(latency_ms / 1000.0, exemplar, ended)
+        ttft_ms = record.time_to_first_token_ms
         if ttft_ms is not None:
-            ttft_s = _seconds(ttft_ms)
-            if ttft_s is not None:
-                series.ttft.add(ttft_s)
+            series.ttft.add(ttft_ms / 1000.0)
 
-        if not counts_usage:
+        cost_status = record.cost_status
+        if cost_status is _NO_USAGE:  # not counts_usage: tokens and cost unknown, not 0
+            series.no_usage.add()
             return
-        # Token fields are ints >= 0 (Tracer.record_usage clamps them).
-        input_tokens, output_tokens = span.input_tokens, span.output_tokens
+        usage = record.usage
+        input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
         tokens = series.tokens
         if input_tokens:
             tokens[0].add(input_tokens)
         if output_tokens:
             tokens[1].add(output_tokens)
-        if span.cache_read_tokens:
-            tokens[2].add(span.cache_read_tokens)
-        if span.cache_write_tokens:
-            tokens[3].add(span.cache_write_tokens)
-        if span.reasoning_tokens:
-            tokens[4].add(span.reasoning_tokens)
+        if usage.cache_read_tokens:
+            tokens[2].add(usage.cache_read_tokens)
+        if usage.cache_write_tokens:
+            tokens[3].add(usage.cache_write_tokens)
+        if usage.reasoning_tokens:
+            tokens[4].add(usage.reasoning_tokens)
         series.usage_input.add(input_tokens)
         series.usage_output.add(output_tokens)
-        cost = span.cost_usd
-        if cost is not None and 0.0 <= cost < math.inf:
-            series.cost_total.add(cost)
-            series.cost.add(cost, exemplar)
-        else:  # no price (or a nonsense one: negative, NaN)
+        if cost_status is _UNPRICED:
             series.unpriced.add()
+            return
+        if cost_status is _ESTIMATED:
+            series.estimated.add()
+        cost = record.cost_usd
+        # The seal leaves only finite costs >= 0; a record built by hand might not.
+        if cost is not None and 0.0 <= cost < _INF:
+            series.cost_total.add(cost)
+            series.cost.add(cost, exemplar, ended)
 
-    def _count_tool_events(self, span: Span) -> None:
+    def _count_tool_events(self, record: SpanRecord) -> None:
         # Tracer.record_tool_call with no current span makes a TOOL span carrying its own
         # tool_call event: that event is the span, already counted.
-        own_tool = (
-            str(span.attributes.get(attr.TOOL_NAME) or span.name) if span.kind is _TOOL else None
-        )
-        for event in span.events:
+        own_tool = _tool_name(record) if record.kind is _TOOL else None
+        for event in record.events:
             if event.name != "tool_call":
                 continue
             tool = str(event.attributes.get("tool_name") or _UNKNOWN)
@@ -404,23 +328,16 @@ class SpanMetricsProcessor:
                 self._tools[tool] = series
             return series
 
-    def _llm_series(self, key: tuple[str, str]) -> _LLMSeries:
+    def _llm_series(self, key: tuple[str, str]) -> LLMSeries:
         with self._lock:
             if key not in self._llm and not self._bounded(self._llm):
                 key = (_OTHER, _OTHER)
             series = self._llm.get(key)
             if series is None:
-                series = _LLMSeries(self._m, self._batch, *key)
+                series = LLMSeries(self._m, self._batch, *key)
                 self._llm[key] = series
             return series
 
 
-def _seconds(milliseconds: object) -> float | None:
-    """A duration attribute in ms as seconds; None when absent or not a finite number >= 0."""
-    if milliseconds is None or isinstance(milliseconds, bool):
-        return None
-    try:
-        value = float(milliseconds)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return value / 1000.0 if 0.0 <= value < math.inf else None
+def _tool_name(record: SpanRecord) -> str:
+    return str(record.attributes.get(attr.TOOL_NAME) or record.name or _UNKNOWN)
