@@ -16,8 +16,9 @@ from agentos_obs.cost import BudgetAlert, CostAnalytics
 from agentos_obs.dashboard import ObservabilityDashboard
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 from agentos_obs.pricing import PriceCatalog
+from agentos_obs.testing import FakeChatModel
 from agentos_obs.tracing import SpanKind, Tracer, TraceRecord
-from lc_fakes import PRICES, FailingChatModel, FakeUsageChatModel, ModelFailure
+from lc_fakes import PRICES, ModelFailure
 
 
 class Consumers:
@@ -87,9 +88,10 @@ def test_one_good_and_one_failed_langchain_call_are_two_calls(consumers: Consume
     prompt = ChatPromptTemplate.from_messages([("human", "{q}")])
     handler = AgentOSCallbackHandler(tracer=consumers.tracer)
     config: Any = {"callbacks": [handler]}
-    (prompt | FakeUsageChatModel() | StrOutputParser()).invoke({"q": "hi"}, config=config)
+    (prompt | FakeChatModel() | StrOutputParser()).invoke({"q": "hi"}, config=config)
     with pytest.raises(ModelFailure):
-        (prompt | FailingChatModel() | StrOutputParser()).invoke({"q": "hi"}, config=config)
+        failing = FakeChatModel(error=ModelFailure("provider is down"))
+        (prompt | failing | StrOutputParser()).invoke({"q": "hi"}, config=config)
 
     assert consumers.calls() == {"cost_analytics": 2, "dashboard": 2, "trace_rollups": 2}
     summary = consumers.dashboard.get_summary()

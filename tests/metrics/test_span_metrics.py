@@ -223,7 +223,7 @@ def test_time_to_first_token_from_the_record(registry: MetricsRegistry) -> None:
             cost_status=CostStatus.PRICED,
             model="gpt-4o",
             provider="openai",
-            sanitized=True,  # as stored (the redactor would scrub the key: see the xfail below)
+            sanitized=True,  # as stored
         )
     )
     labels = {"model": "gpt-4o", "provider": "openai"}
@@ -240,11 +240,6 @@ def test_time_to_first_token_from_the_record(registry: MetricsRegistry) -> None:
     assert line.endswith('# {trace_id="0af7651916cd43dd8448eb211c80319c"} 0.9 1.9')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the seal scrubs llm.time_to_first_token_ms: is_secret_key() in "
-    "_internal/redact.py matches 'token' in the key, so the record holds '[REDACTED]'",
-)
 def test_time_to_first_token_of_a_traced_stream(tracer: Tracer, registry: MetricsRegistry) -> None:
     with tracer.start_span("stream", SpanKind.LLM) as streamed:
         streamed.set_attribute("llm.time_to_first_token_ms", 250.0)
