@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agentos_obs._internal.guard import report
@@ -16,10 +16,9 @@ from agentos_obs.cost import BudgetAlert, CostAnalytics
 from agentos_obs.dashboard import ObservabilityDashboard
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.logs import StructuredLogger
-from agentos_obs.metrics._registry import MetricsRegistry
-from agentos_obs.metrics._span_metrics import SpanMetricsProcessor
-from agentos_obs.pricing._catalog import PriceCatalog
-from agentos_obs.tracing._tracer import Tracer, TracerConfig
+from agentos_obs.metrics import GENAI_DURATION_BUCKETS, MetricsRegistry, SpanMetricsProcessor
+from agentos_obs.pricing import PriceCatalog
+from agentos_obs.tracing import Tracer, TracerConfig
 
 __all__ = [
     "ObservabilityStack",
@@ -95,12 +94,27 @@ def create_observability_stack(
     *,
     config: TracerConfig | None = None,
     pricing: PriceCatalog | None = None,
+    metrics_namespace: str | None = None,
+    llm_latency_buckets: Sequence[float] = GENAI_DURATION_BUCKETS,
+    llm_ttft_buckets: Sequence[float] = GENAI_DURATION_BUCKETS,
 ) -> ObservabilityStack:
     """One call: tracer, metrics registry (default metrics fed by every span), structured
-    logger, dashboard and cost analytics, wired together."""
-    tracer = Tracer(service_name, config=config, pricing=pricing)
+    logger, dashboard and cost analytics, wired together.
+
+    ``metrics_namespace`` prefixes the default metrics (``myapp_llm_calls_total``) so they
+    cannot collide with another exporter's in the same process; the bucket arguments replace
+    the OpenTelemetry GenAI boundaries (10 ms to 81.92 s) of LLM latency and time to first
+    token, e.g. with ``agentos_obs.metrics.SPAN_DURATION_BUCKETS`` (up to 655 s) for long
+    reasoning calls."""
     metrics = MetricsRegistry()
-    span_metrics = SpanMetricsProcessor(metrics, tracer=tracer)
+    tracer = Tracer(service_name, config=config, pricing=pricing)
+    span_metrics = SpanMetricsProcessor(
+        metrics,
+        tracer=tracer,
+        namespace=metrics_namespace,
+        llm_latency_buckets=llm_latency_buckets,
+        llm_ttft_buckets=llm_ttft_buckets,
+    )
     tracer.add_span_processor(span_metrics)
     logger = StructuredLogger(tracer)
     dashboard = ObservabilityDashboard(tracer, metrics)
