@@ -89,6 +89,7 @@ class SpanRecord(_Frozen):
     """
 
     __slots__ = (
+        "_trace",
         "agent",
         "attributes",
         "cost_status",
@@ -130,6 +131,7 @@ class SpanRecord(_Frozen):
     user_id: str | None
     session_id: str | None
     agent: str | None
+    _trace: TraceRecord | None
 
     def __init__(
         self,
@@ -188,6 +190,7 @@ class SpanRecord(_Frozen):
         _set(self, "user_id", user_id)
         _set(self, "session_id", session_id)
         _set(self, "agent", agent)
+        _set(self, "_trace", None)  # the TraceRecord this record is put in
 
     # -- read like a Span --------------------------------------------------------------
     @property
@@ -249,6 +252,35 @@ class SpanRecord(_Frozen):
     def time_to_first_token_ms(self) -> float | None:
         return _milliseconds(self.attributes.get(attr.LLM_TIME_TO_FIRST_TOKEN_MS))
 
+    # -- the tree, through the trace record this record belongs to ----------------------
+    @property
+    def trace(self) -> TraceRecord | None:
+        """The trace record this record is part of (None until the trace has ended)."""
+        return self._trace  # type: ignore[no-any-return]
+
+    @property
+    def children(self) -> tuple[SpanRecord, ...]:
+        trace = self._trace
+        return () if trace is None else trace.children(self.span_id)
+
+    @property
+    def parent(self) -> SpanRecord | None:
+        trace = self._trace
+        if trace is None or self.parent_id is None:
+            return None
+        return trace.get_span(self.parent_id)  # type: ignore[no-any-return]
+
+    def ancestor(self, kind: SpanKind) -> SpanRecord | None:
+        """The nearest enclosing record (self included) of ``kind``."""
+        node: SpanRecord | None = self
+        seen: set[str] = set()
+        while node is not None and node.span_id not in seen:
+            if node.kind is kind:
+                return node
+            seen.add(node.span_id)
+            node = node.parent
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         usage = self.usage
         return {
@@ -307,6 +339,7 @@ class TraceRecord(_Frozen):
 
     __slots__ = (
         "_by_agent",
+        "_by_id",
         "_by_model",
         "_children",
         "attributes",
@@ -337,6 +370,7 @@ class TraceRecord(_Frozen):
     remote_parent_id: str | None
     rollup: UsageRollup
     _children: dict[str, tuple[SpanRecord, ...]] | None
+    _by_id: dict[str, SpanRecord] | None
     _by_model: Mapping[str, UsageRollup] | None
     _by_agent: Mapping[str, UsageRollup] | None
 
@@ -391,6 +425,10 @@ class TraceRecord(_Frozen):
         _set(self, "_by_model", None)
         _set(self, "_by_agent", None)
         _set(self, "_children", None)
+        _set(self, "_by_id", None)
+        for record in records:
+            if record._trace is None:  # a record belongs to the first trace it is put in
+                _set(record, "_trace", self)
 
     # -- read like a Trace -------------------------------------------------------------
     @property
@@ -440,7 +478,11 @@ class TraceRecord(_Frozen):
         return self.rollup.to_dict()
 
     def get_span(self, span_id: str) -> SpanRecord | None:
-        return next((s for s in self.spans if s.span_id == span_id), None)
+        index = self._by_id
+        if index is None:
+            index = {s.span_id: s for s in self.spans}
+            _set(self, "_by_id", index)
+        return index.get(span_id)
 
     # -- derived once, on first use ----------------------------------------------------
     def children(self, span_id: str) -> tuple[SpanRecord, ...]:
