@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from records_kit import good_traces, surrogate_name, time_beyond_uint64, unreadable_attributes
 
 import agentos_obs._internal.guard as _guard
 from agentos_obs._internal.batching import BatchWorker
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.exporters.console import ConsoleExporter, format_trace
 from agentos_obs.exporters.jsonl import JSONLExporter
-from agentos_obs.tracing import SpanKind, Trace, Tracer
+from agentos_obs.tracing import SpanKind, Trace, Tracer, TraceRecord
 
 
 class FixedPricing:
@@ -74,7 +75,8 @@ def test_jsonl_writes_one_trace_per_line(tracer: Tracer, tmp_path: Path) -> None
     assert lines[0] == json.loads(json.dumps(expected[0].to_dict(), default=str))
     assert lines[0]["spans"][1]["input_tokens"] == 1000
     assert lines[-1]["spans"][0]["name"] == "ünïcode ✓"
-    assert lines[-1]["spans"][0]["attributes"]["obj"].startswith("<object object")
+    # The seal made the object JSON text (its bounded repr), which the line carries as is.
+    assert json.loads(lines[-1]["spans"][0]["attributes"]["obj"]).startswith("<object object")
     exporter.close()
 
 
@@ -155,6 +157,56 @@ def test_jsonl_write_failures_are_counted(lenient: None, tracer: Tracer, tmp_pat
     exporter.close()
 
 
+def test_jsonl_a_trace_that_cannot_be_encoded_is_dropped_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = good_traces(100)
+    exporter = JSONLExporter(tmp_path / "t.jsonl", batch_size=256)  # one batch for all
+    for trace in [*good[:50], surrogate_name(), time_beyond_uint64(), unreadable_attributes()]:
+        exporter.export(trace)
+    for trace in good[50:]:
+        exporter.export(trace)
+    assert exporter.flush()
+    lines = read_lines(tmp_path / "t.jsonl")
+    names = [line["name"] for line in lines]
+    assert names == [t.name for t in good[:50]] + ["hand-1", "hand-2"] + [t.name for t in good[50:]]
+    # What the serialiser can repair is written repaired; what cannot be read is dropped.
+    assert lines[50]["spans"][0]["name"] == "report-\ufffd.txt"
+    assert lines[51]["spans"][0]["start_time"] == str(2**70)  # beyond int64: as text
+    assert _guard.dropped_counts() == {"jsonl.unencodable": 1} and exporter.dropped == 1
+    logged = [r.getMessage() for r in caplog.records if "jsonl.unencodable" in r.getMessage()]
+    assert len(logged) == 1 and "RuntimeError: attributes cannot be read" in logged[0]
+    exporter.close()
+
+
+def test_jsonl_values_repaired_at_the_seal_are_written(tracer: Tracer, tmp_path: Path) -> None:
+    exporter = JSONLExporter(tmp_path / "t.jsonl")
+    tracer.add_exporter(exporter)
+    for i in range(40):
+        with tracer.start_span(f"job-{i}", SpanKind.CHAIN):
+            pass
+    with tracer.start_span("file-\udcff.txt", SpanKind.TOOL, {"n": float("nan")}):
+        with tracer.start_span("chat", SpanKind.LLM) as llm:
+            tracer.record_usage(llm, model="m", input_tokens=2**64, output_tokens=1)
+    exporter.close()
+    text = (tmp_path / "t.jsonl").read_bytes().decode("utf-8")  # strict UTF-8
+    lines = [json.loads(line) for line in text.splitlines()]  # strict JSON: no NaN
+    assert len(lines) == 41 and lines[-1]["spans"][0]["name"] == "file-\ufffd.txt"
+    assert lines[-1]["spans"][0]["attributes"]["n"] == "NaN"
+    assert exporter.dropped == 0
+
+
+def test_exporters_refuse_what_is_not_a_finished_trace(tracer: Tracer, tmp_path: Path) -> None:
+    exporter = JSONLExporter(tmp_path / "t.jsonl")
+    unfinished = Trace(name="never ended")
+    exporter.export(unfinished)
+    exporter.export("not a trace")  # type: ignore[arg-type]
+    exporter.export(agent_trace(tracer))
+    exporter.close()
+    assert len(read_lines(tmp_path / "t.jsonl")) == 1
+    assert _guard.dropped_counts()["jsonl.unencodable"] == 2
+
+
 # -- console ------------------------------------------------------------------------------
 
 
@@ -179,7 +231,8 @@ def test_console_prints_the_span_tree_with_usage_and_errors(tracer: Tracer) -> N
 def test_console_marks_unpriced_calls_and_colours_on_request(tracer: Tracer) -> None:
     with tracer.start_span("chat", SpanKind.LLM) as llm:
         tracer.record_usage(llm, model="mystery", input_tokens=5, output_tokens=5)
-    text = format_trace(llm.trace, color=True)  # type: ignore[arg-type]
+    assert llm.trace is not None and llm.trace.record is not None
+    text = format_trace(llm.trace.record, color=True)
     assert "price unknown" in text and "(1 unpriced)" in text
     assert "\033[" in text
 
@@ -198,6 +251,45 @@ def test_console_handles_deep_and_wide_traces(tracer: Tracer) -> None:
     assert len(text.splitlines()) == 1501
     clipped = format_trace(traces[0], max_spans=10).splitlines()
     assert len(clipped) == 12 and clipped[-1].strip().endswith("1490 more spans")
+
+
+def test_console_shows_failed_calls_and_wrapped_usage_from_the_records(tracer: Tracer) -> None:
+    traces: list[TraceRecord] = []
+    tracer.add_exporter(traces.append)
+    with tracer.start_span("achat", SpanKind.LLM) as outer:
+        with tracer.start_span("chat", SpanKind.LLM) as inner:
+            tracer.record_usage(inner, model="gpt-4o", input_tokens=10, output_tokens=2)
+        tracer.record_usage(outer, model="gpt-4o", input_tokens=10, output_tokens=2)
+        try:
+            with tracer.start_span("retry", SpanKind.LLM):
+                raise ConnectionError("provider down")
+        except ConnectionError:
+            pass
+    lines = format_trace(traces[0]).splitlines()
+    assert "12 tokens" in lines[0]  # the counted call only, from the trace's rollup
+    assert "(1 without usage)" in lines[0]  # the failed call: a call, cost unknown
+    assert "in 10 · out 2 (counted below)" in lines[1]
+    assert "price unknown" not in lines[1]
+    assert "in 10 · out 2" in lines[2] and "(counted below)" not in lines[2]
+    assert "no usage reported" in lines[3] and "ERROR ConnectionError: provider down" in lines[3]
+
+
+def test_console_neutralises_terminal_escapes(tracer: Tracer) -> None:
+    traces: list[TraceRecord] = []
+    tracer.add_exporter(traces.append)
+    title, clear = "\x1b]0;pwned\x07", "\x1b[2J\x1b[H"
+    with tracer.start_trace(f"job{title}", {"user.id": f"u{clear}"}):
+        try:
+            with tracer.start_span(f"step{clear}\nfake line", SpanKind.TOOL, {"k": clear}):
+                raise ValueError(f"bad{title}")
+        except ValueError:
+            pass
+    text = format_trace(traces[0], show_attributes=True)
+    assert "\x1b" not in text and "\x07" not in text
+    assert len(text.splitlines()) == 2  # the newline in the name did not fake a span line
+    assert "job\\x1b]0;pwned\\x07" in text and "step\\x1b[2J\\x1b[H\\nfake line" in text
+    colored = format_trace(traces[0], color=True)
+    assert "\x1b]" not in colored and "\x1b[2J" not in colored  # only our own colour codes
 
 
 def test_console_defaults_to_stdout_at_export_time(

@@ -224,11 +224,16 @@ class BatchWorker(Generic[T]):
                 self._processed += len(batch)
                 cond.notify_all()
 
-    def record_loss(self, count: int, reason: str) -> None:
-        """Count ``count`` items the handler could not deliver (it caught the failure)."""
+    def record_loss(self, count: int, reason: str, *, component: str | None = None) -> None:
+        """Count ``count`` items the handler could not deliver (it caught the failure).
+
+        ``component`` names the drop counter (default: the worker's name), e.g.
+        ``"jsonl.unencodable"`` for an item that could not be encoded, so its reason gets its
+        own log line. :attr:`dropped` counts every loss of this worker.
+        """
         with self._cond:
             self.dropped += count
-        _guard.count_drop(self.name, count, reason)
+        _guard.count_drop(component or self.name, count, reason)
 
     def _lost(self, batch: list[T], exc: BaseException, *, bug: bool) -> None:
         self.record_loss(len(batch), f"write failed: {type(exc).__name__}")
