@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,15 @@ import pytest
 from records_kit import good_traces, surrogate_name, time_beyond_uint64, unreadable_attributes
 
 import agentos_obs._internal.guard as _guard
-from agentos_obs._internal.batching import BatchWorker
+from agentos_obs._internal.batching import (
+    DEFAULT_EXIT_TIMEOUT_S,
+    EXIT_TIMEOUT_ENV,
+    BatchWorker,
+    close_all,
+    exit_timeout_s,
+)
 from agentos_obs.errors import ConfigurationError
+from agentos_obs.exporters import QueuedExporter
 from agentos_obs.exporters.console import ConsoleExporter, format_trace
 from agentos_obs.exporters.jsonl import JSONLExporter
 from agentos_obs.tracing import SpanKind, Trace, Tracer, TraceRecord
@@ -355,6 +363,128 @@ def test_batch_worker_rejects_bad_settings() -> None:
     for bad in (dict(batch_size=0), dict(flush_interval_s=0), dict(max_queue=0)):
         with pytest.raises(ConfigurationError):
             BatchWorker("bad", lambda batch: None, **bad)  # type: ignore[arg-type]
+
+
+def test_close_all_drains_every_worker_at_once_within_one_bound(lenient: None) -> None:
+    hung = threading.Event()
+    written: list[int] = []
+    stuck: BatchWorker[int] = BatchWorker("stuck", lambda b: hung.wait(30), flush_interval_s=60)
+    good: BatchWorker[int] = BatchWorker("fine", written.extend, flush_interval_s=60)
+    for i in range(5):
+        stuck.put(i)
+        good.put(i)
+    started = time.monotonic()
+    assert not close_all(0.5, [stuck, good])  # the stuck one cannot drain...
+    assert time.monotonic() - started < 2.0  # ...and costs the bound, not its 30 s
+    assert written == [0, 1, 2, 3, 4]  # the other drained, though it came second
+    assert _guard.dropped_counts()["stuck"] == 5 and "fine" not in _guard.dropped_counts()
+    hung.set()
+
+
+def test_exit_timeout_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(EXIT_TIMEOUT_ENV, raising=False)
+    assert exit_timeout_s() == DEFAULT_EXIT_TIMEOUT_S == 5.0
+    monkeypatch.setenv(EXIT_TIMEOUT_ENV, "0.25")
+    assert exit_timeout_s() == 0.25
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv(EXIT_TIMEOUT_ENV, bad)
+        assert exit_timeout_s() == DEFAULT_EXIT_TIMEOUT_S
+    assert EXIT_TIMEOUT_ENV in caplog.text
+
+
+def test_a_worker_whose_thread_cannot_start_is_written_by_flush(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What Python does to threads started while the interpreter exits (3.12+).
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    written: list[int] = []
+    worker: BatchWorker[int] = BatchWorker("late", written.extend, batch_size=2)
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert worker.put(1) and worker.put(2) and worker.put(3)  # the caller never sees it
+    monkeypatch.undo()
+    assert written == []
+    assert worker.close()
+    assert written == [1, 2, 3]
+
+
+# -- users' own exporters ---------------------------------------------------------------------
+
+
+def test_a_hanging_user_exporter_never_blocks_the_app(tracer: Tracer) -> None:
+    release = threading.Event()
+    seen: list[str] = []
+
+    def hangs(trace: TraceRecord) -> None:
+        release.wait(30)
+        seen.append(trace.name)
+
+    queued = QueuedExporter(hangs, max_queue=5)
+    tracer.add_exporter(queued)
+    started = time.monotonic()
+    for i in range(50):
+        with tracer.start_span(f"job-{i}", SpanKind.CHAIN):
+            pass
+    assert time.monotonic() - started < 2.0  # 50 traces, with the exporter stuck on the first
+    dropped = _guard.dropped_counts()[queued.name]
+    assert (
+        queued.name == "exporter:test_a_hanging_user_exporter_never_blocks_the_app.<locals>.hangs"
+    )
+    assert 50 - 6 <= dropped <= 50 - 5 and queued.dropped == dropped
+    release.set()
+    assert queued.flush()
+    assert len(seen) + dropped == 50 and seen[0] == "job-0"
+    queued.close()
+
+
+def test_a_failing_user_exporter_loses_only_that_trace(lenient: None, tracer: Tracer) -> None:
+    seen: list[str] = []
+
+    class Picky:
+        closed = False
+
+        def export(self, trace: TraceRecord) -> None:
+            if trace.name == "job-3":
+                raise ValueError("cannot take this one")
+            seen.append(trace.name)
+
+        def close(self) -> None:
+            self.closed = True
+
+    inner = Picky()
+    queued = QueuedExporter(inner, name="exporter:Picky")
+    tracer.add_exporter(queued)
+    for i in range(6):
+        with tracer.start_span(f"job-{i}", SpanKind.CHAIN):
+            pass
+    assert queued.flush()
+    assert seen == ["job-0", "job-1", "job-2", "job-4", "job-5"]
+    assert _guard.dropped_counts()["exporter:Picky"] == 1 == queued.dropped
+    assert _guard.failure_counts()["exporter:Picky"] == 1
+    queued.close()
+    assert inner.closed  # the wrapped exporter's own lifecycle is passed on
+
+
+def test_a_failing_user_exporter_surfaces_in_strict_mode(tracer: Tracer) -> None:
+    def broken(trace: TraceRecord) -> None:
+        raise KeyError("bug in the user's exporter")
+
+    queued = QueuedExporter(broken)
+    tracer.add_exporter(queued)
+    with tracer.start_span("job", SpanKind.CHAIN):
+        pass  # the app is not interrupted...
+    with pytest.raises(KeyError):
+        queued.flush()  # ...the test suite is
+    queued.close()
+
+
+def test_queued_exporter_rejects_what_cannot_export() -> None:
+    with pytest.raises(ConfigurationError):
+        QueuedExporter(42)
+    assert JSONLExporter.queued and QueuedExporter.queued  # a tracer need not wrap them
 
 
 # -- the examples of this part run offline ----------------------------------------------------
