@@ -306,6 +306,7 @@ def test_console_defaults_to_stdout_at_export_time(
     tracer.add_exporter(ConsoleExporter())
     with tracer.start_span("hello", SpanKind.CHAIN):
         pass
+    tracer.force_flush()  # in case the tracer runs exporters off its thread
     assert "chain hello" in capsys.readouterr().out
 
 

@@ -545,3 +545,41 @@ def test_a_forked_worker_exports_through_its_own_connection(
     assert receiver.wait_for_spans(3)
     assert sorted(s.name for s in receiver.spans) == ["from-child", "from-parent", "parent-again"]
     assert {s.resource["service.name"] for s in receiver.spans} == {"research-svc", "child"}
+
+
+def test_secrets_of_the_review_never_reach_the_payload(
+    receiver: OTLPReceiver, tracer: Tracer, tmp_path: Any
+) -> None:
+    from agentos_obs.exporters.jsonl import JSONLExporter
+
+    query_key, tool_key, provider_key, tag_key = (
+        f"QK{'q' * 20}", f"TK{'t' * 20}", f"PK{'p' * 20}", f"GK{'g' * 20}"
+    )  # fmt: skip
+    exporter = exporter_for(receiver)
+    jsonl = JSONLExporter(tmp_path / "t.jsonl")
+    tracer.add_exporter(exporter)
+    tracer.add_exporter(jsonl)
+    params = {"base_url": f"https://llm.example.com/v1?key={query_key}", "temperature": 0}
+    with tracer.start_span("agent", SpanKind.AGENT, {"tags": [f"api_key={tag_key}", "prod"]}):
+        try:
+            with tracer.start_span("fetch", SpanKind.TOOL):
+                raise OSError(f"GET https://api.example.com/x?api_key={tool_key} failed")
+        except OSError:
+            pass
+        try:
+            with tracer.start_span(
+                "ChatOpenAI", SpanKind.LLM, {"llm.invocation_parameters": json.dumps(params)}
+            ):
+                raise PermissionError(f"Incorrect API key provided: api_key={provider_key}")
+        except PermissionError:
+            pass
+    exporter.shutdown()
+    jsonl.close()
+    assert receiver.wait_for_spans(3)
+    payload = b"".join(r.SerializeToString() for r in receiver.requests)
+    written = (tmp_path / "t.jsonl").read_bytes()
+    for secret in (query_key, tool_key, provider_key, tag_key):
+        assert secret.encode() not in payload and secret.encode() not in written
+    # The errors still say what went wrong, without the key.
+    assert "api_key=[REDACTED]" in received(receiver, "ChatOpenAI").status_message
+    assert "?api_key=[REDACTED] failed" in received(receiver, "execute_tool fetch").status_message
