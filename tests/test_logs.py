@@ -236,6 +236,96 @@ def test_entry_to_json_handles_unsanitised_dicts() -> None:
     assert to_jsonable({1: {2}}) == {"1": [2]}
 
 
+def test_the_serialiser_is_the_one_every_sink_uses() -> None:
+    from agentos_obs._internal import jsonsafe
+
+    assert to_jsonable is jsonsafe.to_jsonable  # kept importable here, not a copy
+    line = entry_to_json({"name": "file-\udcff.txt", "big": 2**70})
+    assert json.loads(line) == {"name": "file-\ufffd.txt", "big": str(2**70)}
+    line.encode("utf-8")  # strict UTF-8: a lone surrogate would raise here
+
+
+# -- secrets ----------------------------------------------------------------------------
+
+OPENAI_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
+BEARER = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlMTIzNDU2"
+SECRETS = (OPENAI_KEY, "hunter2-very-secret", "eyJhbGciOiJIUzI1NiJ9", "AKIAIOSFODNN7EXAMPLE")
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} leaked: {text}"
+
+
+def test_structured_logger_redacts_secret_fields_and_shapes(
+    entries: tuple[StructuredLogger, list[Any]],
+) -> None:
+    logger, seen = entries
+    logger.info(
+        f"calling the provider with {OPENAI_KEY}",
+        api_key=OPENAI_KEY,
+        authorization=BEARER,
+        password="hunter2-very-secret",
+        max_tokens=256,  # a count, not a credential
+        config={"client_secret": "hunter2-very-secret", "region": "eu"},
+        url="https://api.example.com/v1?key=hunter2-very-secret&page=2",
+        headers=[("x-api-key", "AKIAIOSFODNN7EXAMPLE")],
+        note=f"retry with {BEARER}",
+    )
+    entry = seen[0]
+    assert_no_secret(strict_json(entry))
+    assert entry["api_key"] == entry["authorization"] == entry["password"] == "[REDACTED]"
+    assert entry["message"] == "calling the provider with [REDACTED]"
+    assert entry["config"] == {"client_secret": "[REDACTED]", "region": "eu"}
+    assert entry["url"] == "https://api.example.com/v1?key=[REDACTED]&page=2"
+    assert entry["note"] == "retry with Bearer [REDACTED]"
+    assert entry["max_tokens"] == 256
+
+
+def test_structured_logger_scrubs_the_exception_text(
+    entries: tuple[StructuredLogger, list[Any]],
+) -> None:
+    logger, seen = entries
+    try:
+        raise PermissionError(f"401 for api_key={OPENAI_KEY}")
+    except PermissionError:
+        logger.error("provider refused", exc_info=True)
+    assert "PermissionError" in seen[0]["exception"]
+    assert_no_secret(seen[0]["exception"])
+
+
+def test_correlate_logging_scrubs_secrets_in_json_lines(std_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    correlate_logging(std_logger, stream=stream)
+    std_logger.warning(
+        "using key %s for %s", OPENAI_KEY, "https://u:hunter2-very-secret@db.example.com/x",
+        extra={"api_key": OPENAI_KEY, "auth_header": BEARER, "attempt": 2},
+    )  # fmt: skip
+    try:
+        raise ConnectionError(f"refused: Authorization: {BEARER}")
+    except ConnectionError:
+        std_logger.exception("gave up with password=hunter2-very-secret")
+    text = stream.getvalue()
+    assert_no_secret(text)
+    first, second = (json.loads(line) for line in text.splitlines())
+    assert first["message"] == "using key [REDACTED] for https://[REDACTED]@db.example.com/x"
+    assert first["api_key"] == "[REDACTED]" and first["attempt"] == 2
+    assert "ConnectionError" in second["exception"]
+
+
+def test_correlate_logging_scrubs_secrets_in_text_lines(std_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    correlate_logging(std_logger, json=False, stream=stream)
+    std_logger.info("token: %s", OPENAI_KEY)
+    try:
+        raise ValueError(f"bad key {OPENAI_KEY}")
+    except ValueError:
+        std_logger.exception("failed")
+    text = stream.getvalue()
+    assert_no_secret(text)
+    assert "token: [REDACTED]" in text and "ValueError: bad key [REDACTED]" in text
+
+
 # -- handlers -------------------------------------------------------------------------
 
 

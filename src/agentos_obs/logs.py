@@ -12,26 +12,27 @@ Ids come from the ambient context (``contextvars``), so they are right per async
 per thread started with a copied context. Neither path ever raises into the app: a failing
 handler is reported through ``_guard`` (counted, logged once) and the others still run;
 values that JSON cannot encode are converted, never rejected.
+
+Neither path lets a secret through: fields whose name is a credential (``api_key=``,
+``authorization=``, ``password=``…) are replaced by ``[REDACTED]``, and credential-shaped
+text (``sk-…`` keys, ``Bearer …`` tokens, ``?key=…`` in URLs, ``secret=…`` pairs) is
+replaced in messages, field values and tracebacks — by the one redactor every sink uses.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta, timezone
-from datetime import time as dt_time
-from decimal import Decimal
+from datetime import datetime, timezone
 from enum import Enum
-from pathlib import PurePath
 from typing import IO, TYPE_CHECKING, Any
-from uuid import UUID
 
 import agentos_obs._internal.guard as _guard
+from agentos_obs._internal.jsonsafe import INT64_MAX, INT64_MIN, dumps, safe_text, to_jsonable
+from agentos_obs._internal.redact import REDACTED, is_secret_key, scrub
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.tracing._tracer import current_span, current_trace
 
@@ -44,6 +45,7 @@ __all__ = [
     "JSONLinesHandler",
     "LogHandler",
     "LogLevel",
+    "RedactingFormatter",
     "StructuredLogger",
     "TraceContextFilter",
     "correlate_logging",
@@ -98,114 +100,49 @@ _BY_NAME = {lv.value: lv for lv in LogLevel} | {
 }
 
 
-# -- JSON safety ------------------------------------------------------------------------
-
-_MAX_DEPTH = 12
-_MAX_REPR = 2000
-
-
-def to_jsonable(value: Any) -> Any:
-    """``value`` as something ``json.dumps(allow_nan=False)`` accepts, whatever it is.
-
-    datetimes and dates -> ISO-8601; timedelta -> seconds; bytes -> text (undecodable bytes
-    as ``\\x..``); sets -> lists; Decimal, UUID, paths -> str; NaN / infinities -> "NaN",
-    "Infinity", "-Infinity"; exceptions -> "Type: message"; circular references ->
-    "<circular>"; deeper than 12 levels -> "<too deep>"; anything else -> its repr.
-    """
-    return _jsonable(value, set(), 0)
+# -- JSON safety and redaction ----------------------------------------------------------
+#
+# Both paths build entries the same way: values made JSON-safe by the one serialiser
+# (agentos_obs._internal.jsonsafe), secrets replaced by the one redactor
+# (agentos_obs._internal.redact) — by key name (a field named ``api_key``, ``authorization``,
+# ``password``…) and by shape inside any text (``sk-…`` keys, ``Bearer …``, ``?key=…`` in
+# URLs, ``password=…`` pairs), in the message, the fields and the exception text.
 
 
-def _jsonable(value: Any, seen: set[int], depth: int) -> Any:
+# Field names repeat from call to call: remember the redactor's verdict (bounded).
+_secret_names: dict[str, bool] = {}
+_MAX_REMEMBERED = 4096
+
+
+def _is_secret_name(key: str) -> bool:
+    verdict = _secret_names.get(key)
+    if verdict is None:
+        verdict = is_secret_key(key)
+        if len(_secret_names) < _MAX_REMEMBERED:
+            _secret_names[key] = verdict
+    return verdict
+
+
+def _field(key: str, value: Any) -> Any:
+    """A field value for an entry: redacted when its key names a credential, else JSON-safe
+    with credential-shaped text scrubbed."""
+    if value is not None and _is_secret_name(key):
+        return REDACTED
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str:
+        return _clean(value)
+    if kind is bool or value is None or (kind is int and INT64_MIN <= value <= INT64_MAX):
         return value
-    if kind is float:
-        return value if math.isfinite(value) else _non_finite(value)
-    if isinstance(value, Enum):
-        return _jsonable(value.value, seen, depth)
-    if isinstance(value, (datetime, date, dt_time)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    if isinstance(value, (Decimal, UUID, PurePath)):
-        return str(value)
-    if isinstance(value, BaseException):
-        text = _safe_str(value)
-        return f"{type(value).__qualname__}: {text}" if text else type(value).__qualname__
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return _jsonable(float(value), seen, depth)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
-        if depth >= _MAX_DEPTH:
-            return "<too deep>"
-        marker = id(value)
-        if marker in seen:
-            return "<circular>"
-        seen.add(marker)
-        try:
-            if isinstance(value, Mapping):
-                return {_key(k): _jsonable(v, seen, depth + 1) for k, v in list(value.items())}
-            items = list(value)
-            if isinstance(value, (set, frozenset)):
-                items = _sorted(items)
-            return [_jsonable(item, seen, depth + 1) for item in items]
-        finally:
-            seen.discard(marker)
-    return _safe_repr(value)
-
-
-def _non_finite(value: float) -> str:
-    if value != value:
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
-
-
-def _key(key: Any) -> str:
-    if isinstance(key, str):
-        return str(key)
-    if key is None or isinstance(key, (bool, int, float)):
-        return json.dumps(key) if not isinstance(key, float) or math.isfinite(key) else str(key)
-    converted = _jsonable(key, set(), 0)  # datetime, Enum, UUID... keys become their text
-    return converted if isinstance(converted, str) else _safe_repr(key)
-
-
-def _sorted(items: list[Any]) -> list[Any]:
-    try:
-        return sorted(items)
-    except Exception:  # mixed types: any stable order will do
-        return sorted(items, key=_safe_repr)
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        return f"<unrepresentable {type(value).__qualname__}>"
-    return text if len(text) <= _MAX_REPR else text[:_MAX_REPR] + "…"
-
-
-def _safe_str(value: Any) -> str:
-    try:
-        return str(value)
-    except Exception:
-        return _safe_repr(value)
+    return to_jsonable(value, redact=True)
 
 
 def entry_to_json(entry: Mapping[str, Any]) -> str:
-    """One log entry as one line of strict JSON (odd values converted, see to_jsonable)."""
-    try:
-        return json.dumps(entry, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError):
-        return json.dumps(
-            to_jsonable(entry), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        )
+    """One log entry as one line of strict JSON (odd values converted, see to_jsonable).
+
+    Never raises. Entries built by :class:`StructuredLogger` and :class:`JSONFormatter` are
+    already redacted; this only serialises.
+    """
+    return dumps(entry)
 
 
 def _utc_iso(epoch_s: float | None = None) -> str:
@@ -247,7 +184,8 @@ class StructuredLogger:
 
     Entries: ``timestamp`` (ISO-8601 UTC), ``level``, ``message``, ``logger``, ``service``,
     ``trace_id``, ``span_id`` ("" outside any span), then the keyword arguments (made
-    JSON-safe). ``exc_info=True`` (or an exception) adds an ``exception`` traceback.
+    JSON-safe; secrets redacted by key name and by shape, as in the message).
+    ``exc_info=True`` (or an exception) adds an ``exception`` traceback, scrubbed too.
     """
 
     def __init__(
@@ -309,7 +247,7 @@ class StructuredLogger:
         entry: dict[str, Any] = {
             "timestamp": _utc_iso(),
             "level": level.value,
-            "message": message if isinstance(message, str) else _jsonable_message(message),
+            "message": _message_text(message),
             "logger": self.name,
             "service": self.service_name,
             "trace_id": trace_id,
@@ -319,11 +257,11 @@ class StructuredLogger:
         for key, value in fields.items():
             if key == "exc_info":
                 continue
-            entry[f"{key}_" if key in _ENTRY_KEYS else key] = _jsonable(value, set(), 0)
+            entry[f"{key}_" if key in _ENTRY_KEYS else key] = _field(key, value)
         if exc_info:
             text = _format_exception(exc_info)
             if text:
-                entry["exception"] = text
+                entry["exception"] = _clean(text)
         return entry
 
     def _emit(self, entry: dict[str, Any]) -> None:
@@ -361,9 +299,30 @@ class StructuredLogger:
             self._emit(self.make_entry(LogLevel.CRITICAL, message, fields))
 
 
-def _jsonable_message(message: object) -> str:
-    converted = to_jsonable(message)
-    return converted if isinstance(converted, str) else _safe_str(message)
+def _clean(text: str) -> str:
+    return scrub(safe_text(text))
+
+
+def _message_text(message: object) -> str:
+    if type(message) is str:
+        return _clean(message)
+    converted = to_jsonable(message, redact=True)
+    return converted if isinstance(converted, str) else _clean(_safe_str(message))
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return _safe_repr(value)
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__qualname__}>"
+    return text if len(text) <= 2000 else text[:2000] + "…"
 
 
 def _format_exception(exc_info: Any) -> str:
@@ -455,7 +414,7 @@ class JSONFormatter(logging.Formatter):
                 "timestamp": _utc_iso(getattr(record, "created", None)),
                 "level": str(getattr(record, "levelname", "")).lower(),
                 "logger": str(getattr(record, "name", "")),
-                "message": f"<unformattable log record: {type(exc).__name__}: {exc}>",
+                "message": _clean(f"<unformattable log record: {type(exc).__name__}: {exc}>"),
                 "trace_id": "",
                 "span_id": "",
             })  # fmt: skip
@@ -469,7 +428,7 @@ class JSONFormatter(logging.Formatter):
             "timestamp": _utc_iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": _record_message(record),
+            "message": _clean(_record_message(record)),
             "trace_id": _safe_str(trace_id),
             "span_id": _safe_str(span_id or ""),
         }
@@ -478,12 +437,12 @@ class JSONFormatter(logging.Formatter):
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
-            entry["exception"] = record.exc_text
+            entry["exception"] = _clean(record.exc_text)
         if record.stack_info:
-            entry["stack"] = self.formatStack(record.stack_info)
+            entry["stack"] = _clean(self.formatStack(record.stack_info))
         for key, value in list(record.__dict__.items()):
             if key not in _RECORD_ATTRS:
-                entry[f"{key}_" if key in entry else key] = _jsonable(value, set(), 0)
+                entry[f"{key}_" if key in entry else key] = _field(key, value)
         return entry
 
 
@@ -498,6 +457,14 @@ _TEXT_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s [trace_id=%(trace_id)s span_id=%(span_id)s] %(message)s"
 )
 _correlate_lock = threading.Lock()
+
+
+class RedactingFormatter(logging.Formatter):
+    """A plain-text ``logging.Formatter`` whose lines are scrubbed by the one redactor
+    (what :func:`correlate_logging` installs with ``json=False``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _clean(super().format(record))
 
 
 class CorrelatedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -517,7 +484,9 @@ def correlate_logging(
     trace and span ids: JSON lines by default, or text with ``json=False``.
 
     Installs one ``StreamHandler(stream)`` (stderr by default) carrying
-    :class:`TraceContextFilter` and :class:`JSONFormatter`, and returns it. Idempotent:
+    :class:`TraceContextFilter` and :class:`JSONFormatter` (or, for text,
+    :class:`RedactingFormatter`); both scrub secrets from what they write. Returns the
+    handler. Idempotent:
     calling again returns the handler already installed. ``level`` also sets the logger's
     level (left alone by default).
     """
@@ -536,7 +505,7 @@ def correlate_logging(
         formatter: logging.Formatter = (
             JSONFormatter(service_name=service_name, tracer=tracer)
             if json
-            else logging.Formatter(_TEXT_FORMAT)
+            else RedactingFormatter(_TEXT_FORMAT)
         )
         handler.setFormatter(formatter)
         target.addHandler(handler)

@@ -8,17 +8,27 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from records_kit import good_traces, surrogate_name, time_beyond_uint64, unreadable_attributes
 
+import agentos_obs._internal.guard as _guard
 from agentos_obs import testing
-from agentos_obs._internal.batching import BatchWorker
+from agentos_obs._internal.batching import (
+    DEFAULT_EXIT_TIMEOUT_S,
+    EXIT_TIMEOUT_ENV,
+    BatchWorker,
+    close_all,
+    exit_timeout_s,
+)
 from agentos_obs.errors import ConfigurationError
+from agentos_obs.exporters import QueuedExporter
 from agentos_obs.exporters.console import ConsoleExporter, format_trace
 from agentos_obs.exporters.jsonl import JSONLExporter
-from agentos_obs.tracing import SpanKind, Trace, Tracer
+from agentos_obs.tracing import SpanKind, Trace, Tracer, TraceRecord
 
 
 def agent_trace(tracer: Tracer, name: str = "research", payload: str = "") -> Trace:
@@ -62,7 +72,8 @@ def test_jsonl_writes_one_trace_per_line(tracer: Tracer, tmp_path: Path) -> None
     assert lines[0] == json.loads(json.dumps(expected[0].to_dict(), default=str))
     assert lines[0]["spans"][1]["input_tokens"] == 1000
     assert lines[-1]["spans"][0]["name"] == "ünïcode ✓"
-    assert lines[-1]["spans"][0]["attributes"]["obj"].startswith("<object object")
+    # The seal made the object JSON text (its bounded repr), which the line carries as is.
+    assert json.loads(lines[-1]["spans"][0]["attributes"]["obj"]).startswith("<object object")
     exporter.close()
 
 
@@ -143,6 +154,56 @@ def test_jsonl_write_failures_are_counted(lenient: None, tracer: Tracer, tmp_pat
     exporter.close()
 
 
+def test_jsonl_a_trace_that_cannot_be_encoded_is_dropped_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = good_traces(100)
+    exporter = JSONLExporter(tmp_path / "t.jsonl", batch_size=256)  # one batch for all
+    for trace in [*good[:50], surrogate_name(), time_beyond_uint64(), unreadable_attributes()]:
+        exporter.export(trace)
+    for trace in good[50:]:
+        exporter.export(trace)
+    assert exporter.flush()
+    lines = read_lines(tmp_path / "t.jsonl")
+    names = [line["name"] for line in lines]
+    assert names == [t.name for t in good[:50]] + ["hand-1", "hand-2"] + [t.name for t in good[50:]]
+    # What the serialiser can repair is written repaired; what cannot be read is dropped.
+    assert lines[50]["spans"][0]["name"] == "report-\ufffd.txt"
+    assert lines[51]["spans"][0]["start_time"] == str(2**70)  # beyond int64: as text
+    assert _guard.dropped_counts() == {"jsonl.unencodable": 1} and exporter.dropped == 1
+    logged = [r.getMessage() for r in caplog.records if "jsonl.unencodable" in r.getMessage()]
+    assert len(logged) == 1 and "RuntimeError: attributes cannot be read" in logged[0]
+    exporter.close()
+
+
+def test_jsonl_values_repaired_at_the_seal_are_written(tracer: Tracer, tmp_path: Path) -> None:
+    exporter = JSONLExporter(tmp_path / "t.jsonl")
+    tracer.add_exporter(exporter)
+    for i in range(40):
+        with tracer.start_span(f"job-{i}", SpanKind.CHAIN):
+            pass
+    with tracer.start_span("file-\udcff.txt", SpanKind.TOOL, {"n": float("nan")}):
+        with tracer.start_span("chat", SpanKind.LLM) as llm:
+            tracer.record_usage(llm, model="m", input_tokens=2**64, output_tokens=1)
+    exporter.close()
+    text = (tmp_path / "t.jsonl").read_bytes().decode("utf-8")  # strict UTF-8
+    lines = [json.loads(line) for line in text.splitlines()]  # strict JSON: no NaN
+    assert len(lines) == 41 and lines[-1]["spans"][0]["name"] == "file-\ufffd.txt"
+    assert lines[-1]["spans"][0]["attributes"]["n"] == "NaN"
+    assert exporter.dropped == 0
+
+
+def test_exporters_refuse_what_is_not_a_finished_trace(tracer: Tracer, tmp_path: Path) -> None:
+    exporter = JSONLExporter(tmp_path / "t.jsonl")
+    unfinished = Trace(name="never ended")
+    exporter.export(unfinished)
+    exporter.export("not a trace")  # type: ignore[arg-type]
+    exporter.export(agent_trace(tracer))
+    exporter.close()
+    assert len(read_lines(tmp_path / "t.jsonl")) == 1
+    assert _guard.dropped_counts()["jsonl.unencodable"] == 2
+
+
 # -- console ------------------------------------------------------------------------------
 
 
@@ -167,7 +228,8 @@ def test_console_prints_the_span_tree_with_usage_and_errors(tracer: Tracer) -> N
 def test_console_marks_unpriced_calls_and_colours_on_request(tracer: Tracer) -> None:
     with tracer.start_span("chat", SpanKind.LLM) as llm:
         tracer.record_usage(llm, model="mystery", input_tokens=5, output_tokens=5)
-    text = format_trace(llm.trace, color=True)  # type: ignore[arg-type]
+    assert llm.trace is not None and llm.trace.record is not None
+    text = format_trace(llm.trace.record, color=True)
     assert "price unknown" in text and "(1 unpriced)" in text
     assert "\033[" in text
 
@@ -188,12 +250,52 @@ def test_console_handles_deep_and_wide_traces(tracer: Tracer) -> None:
     assert len(clipped) == 12 and clipped[-1].strip().endswith("1490 more spans")
 
 
+def test_console_shows_failed_calls_and_wrapped_usage_from_the_records(tracer: Tracer) -> None:
+    traces: list[TraceRecord] = []
+    tracer.add_exporter(traces.append)
+    with tracer.start_span("achat", SpanKind.LLM) as outer:
+        with tracer.start_span("chat", SpanKind.LLM) as inner:
+            tracer.record_usage(inner, model="gpt-4o", input_tokens=10, output_tokens=2)
+        tracer.record_usage(outer, model="gpt-4o", input_tokens=10, output_tokens=2)
+        try:
+            with tracer.start_span("retry", SpanKind.LLM):
+                raise ConnectionError("provider down")
+        except ConnectionError:
+            pass
+    lines = format_trace(traces[0]).splitlines()
+    assert "12 tokens" in lines[0]  # the counted call only, from the trace's rollup
+    assert "(1 without usage)" in lines[0]  # the failed call: a call, cost unknown
+    assert "in 10 · out 2 (counted below)" in lines[1]
+    assert "price unknown" not in lines[1]
+    assert "in 10 · out 2" in lines[2] and "(counted below)" not in lines[2]
+    assert "no usage reported" in lines[3] and "ERROR ConnectionError: provider down" in lines[3]
+
+
+def test_console_neutralises_terminal_escapes(tracer: Tracer) -> None:
+    traces: list[TraceRecord] = []
+    tracer.add_exporter(traces.append)
+    title, clear = "\x1b]0;pwned\x07", "\x1b[2J\x1b[H"
+    with tracer.start_trace(f"job{title}", {"user.id": f"u{clear}"}):
+        try:
+            with tracer.start_span(f"step{clear}\nfake line", SpanKind.TOOL, {"k": clear}):
+                raise ValueError(f"bad{title}")
+        except ValueError:
+            pass
+    text = format_trace(traces[0], show_attributes=True)
+    assert "\x1b" not in text and "\x07" not in text
+    assert len(text.splitlines()) == 2  # the newline in the name did not fake a span line
+    assert "job\\x1b]0;pwned\\x07" in text and "step\\x1b[2J\\x1b[H\\nfake line" in text
+    colored = format_trace(traces[0], color=True)
+    assert "\x1b]" not in colored and "\x1b[2J" not in colored  # only our own colour codes
+
+
 def test_console_defaults_to_stdout_at_export_time(
     tracer: Tracer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tracer.add_exporter(ConsoleExporter())
     with tracer.start_span("hello", SpanKind.CHAIN):
         pass
+    tracer.force_flush()  # in case the tracer runs exporters off its thread
     assert "chain hello" in capsys.readouterr().out
 
 
@@ -251,6 +353,128 @@ def test_batch_worker_rejects_bad_settings() -> None:
     for bad in (dict(batch_size=0), dict(flush_interval_s=0), dict(max_queue=0)):
         with pytest.raises(ConfigurationError):
             BatchWorker("bad", lambda batch: None, **bad)  # type: ignore[arg-type]
+
+
+def test_close_all_drains_every_worker_at_once_within_one_bound(lenient: None) -> None:
+    hung = threading.Event()
+    written: list[int] = []
+    stuck: BatchWorker[int] = BatchWorker("stuck", lambda b: hung.wait(30), flush_interval_s=60)
+    good: BatchWorker[int] = BatchWorker("fine", written.extend, flush_interval_s=60)
+    for i in range(5):
+        stuck.put(i)
+        good.put(i)
+    started = time.monotonic()
+    assert not close_all(0.5, [stuck, good])  # the stuck one cannot drain...
+    assert time.monotonic() - started < 2.0  # ...and costs the bound, not its 30 s
+    assert written == [0, 1, 2, 3, 4]  # the other drained, though it came second
+    assert _guard.dropped_counts()["stuck"] == 5 and "fine" not in _guard.dropped_counts()
+    hung.set()
+
+
+def test_exit_timeout_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(EXIT_TIMEOUT_ENV, raising=False)
+    assert exit_timeout_s() == DEFAULT_EXIT_TIMEOUT_S == 5.0
+    monkeypatch.setenv(EXIT_TIMEOUT_ENV, "0.25")
+    assert exit_timeout_s() == 0.25
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv(EXIT_TIMEOUT_ENV, bad)
+        assert exit_timeout_s() == DEFAULT_EXIT_TIMEOUT_S
+    assert EXIT_TIMEOUT_ENV in caplog.text
+
+
+def test_a_worker_whose_thread_cannot_start_is_written_by_flush(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What Python does to threads started while the interpreter exits (3.12+).
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    written: list[int] = []
+    worker: BatchWorker[int] = BatchWorker("late", written.extend, batch_size=2)
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert worker.put(1) and worker.put(2) and worker.put(3)  # the caller never sees it
+    monkeypatch.undo()
+    assert written == []
+    assert worker.close()
+    assert written == [1, 2, 3]
+
+
+# -- users' own exporters ---------------------------------------------------------------------
+
+
+def test_a_hanging_user_exporter_never_blocks_the_app(tracer: Tracer) -> None:
+    release = threading.Event()
+    seen: list[str] = []
+
+    def hangs(trace: TraceRecord) -> None:
+        release.wait(30)
+        seen.append(trace.name)
+
+    queued = QueuedExporter(hangs, max_queue=5)
+    tracer.add_exporter(queued)
+    started = time.monotonic()
+    for i in range(50):
+        with tracer.start_span(f"job-{i}", SpanKind.CHAIN):
+            pass
+    assert time.monotonic() - started < 2.0  # 50 traces, with the exporter stuck on the first
+    dropped = _guard.dropped_counts()[queued.name]
+    assert (
+        queued.name == "exporter:test_a_hanging_user_exporter_never_blocks_the_app.<locals>.hangs"
+    )
+    assert 50 - 6 <= dropped <= 50 - 5 and queued.dropped == dropped
+    release.set()
+    assert queued.flush()
+    assert len(seen) + dropped == 50 and seen[0] == "job-0"
+    queued.close()
+
+
+def test_a_failing_user_exporter_loses_only_that_trace(lenient: None, tracer: Tracer) -> None:
+    seen: list[str] = []
+
+    class Picky:
+        closed = False
+
+        def export(self, trace: TraceRecord) -> None:
+            if trace.name == "job-3":
+                raise ValueError("cannot take this one")
+            seen.append(trace.name)
+
+        def close(self) -> None:
+            self.closed = True
+
+    inner = Picky()
+    queued = QueuedExporter(inner, name="exporter:Picky")
+    tracer.add_exporter(queued)
+    for i in range(6):
+        with tracer.start_span(f"job-{i}", SpanKind.CHAIN):
+            pass
+    assert queued.flush()
+    assert seen == ["job-0", "job-1", "job-2", "job-4", "job-5"]
+    assert _guard.dropped_counts()["exporter:Picky"] == 1 == queued.dropped
+    assert _guard.failure_counts()["exporter:Picky"] == 1
+    queued.close()
+    assert inner.closed  # the wrapped exporter's own lifecycle is passed on
+
+
+def test_a_failing_user_exporter_surfaces_in_strict_mode(tracer: Tracer) -> None:
+    def broken(trace: TraceRecord) -> None:
+        raise KeyError("bug in the user's exporter")
+
+    queued = QueuedExporter(broken)
+    tracer.add_exporter(queued)
+    with tracer.start_span("job", SpanKind.CHAIN):
+        pass  # the app is not interrupted...
+    with pytest.raises(KeyError):
+        queued.flush()  # ...the test suite is
+    queued.close()
+
+
+def test_queued_exporter_rejects_what_cannot_export() -> None:
+    with pytest.raises(ConfigurationError):
+        QueuedExporter(42)
+    assert JSONLExporter.queued and QueuedExporter.queued  # a tracer need not wrap them
 
 
 # -- the examples of this part run offline ----------------------------------------------------

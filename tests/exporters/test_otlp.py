@@ -14,10 +14,27 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
+from records_kit import (
+    good_traces,
+    hand_built,
+    surrogate_name,
+    time_beyond_uint64,
+    unreadable_attributes,
+)
+
+import agentos_obs._internal.guard as _guard
 from agentos_obs import testing
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.exporters.otlp import OTLPExporter, parse_headers
-from agentos_obs.tracing import Span, SpanKind, SpanStatus, Trace, Tracer
+from agentos_obs.tracing import (
+    Span,
+    SpanKind,
+    SpanRecord,
+    SpanStatus,
+    Trace,
+    Tracer,
+    TraceRecord,
+)
 from otlp_receiver import OTLPReceiver, ReceivedSpan
 
 STATUS_UNSET, STATUS_ERROR = 0, 2
@@ -409,21 +426,60 @@ def test_stack_configure_otlp(receiver: OTLPReceiver) -> None:
         stack_module.reset_stack()
 
 
-def test_unexpected_span_ids_are_skipped_and_counted(
-    receiver: OTLPReceiver, tracer: Tracer
-) -> None:
+def test_unexpected_span_ids_are_skipped_and_counted(receiver: OTLPReceiver) -> None:
     exporter = exporter_for(receiver)
-    traces: list[Trace] = []
-    tracer.add_exporter(traces.append)
-    with tracer.start_span("good", SpanKind.CHAIN):
-        with tracer.start_span("odd", SpanKind.TOOL) as odd:
-            pass
-    odd.span_id = "not-hex-at-all!!"
-    exporter.export(traces[0])
+    good = hand_built(1, name="good")
+    odd = SpanRecord(
+        span_id="not-hex-at-all!!", trace_id=good.trace_id, parent_id=good.spans[0].span_id,
+        name="odd", kind=SpanKind.TOOL, status=SpanStatus.OK, start_time=1, end_time=2,
+    )  # fmt: skip
+    exporter.export(TraceRecord(trace_id=good.trace_id, spans=[good.spans[0], odd]))
     exporter.shutdown()
     assert receiver.wait_for_spans(1)
     assert [s.name for s in receiver.spans] == ["good"]
     assert testing.dropped_counts()["otlp.invalid_ids"] == 1
+
+
+def test_a_trace_that_cannot_be_encoded_is_dropped_alone(
+    receiver: OTLPReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = good_traces(40)
+    hostile = [surrogate_name(), time_beyond_uint64(), unreadable_attributes()]
+    exporter = exporter_for(receiver, batch_size=64)  # all 43 in one request
+    for trace in good[:20] + hostile + good[20:]:
+        exporter.export(trace)
+    assert exporter.flush()
+    assert receiver.wait_for_spans(80)
+    assert sorted(s.trace_id for s in receiver.spans) == sorted(
+        r.trace_id for t in good for r in t.spans
+    )
+    assert _guard.dropped_counts()["otlp.unencodable"] == 3 == exporter.dropped
+    assert "otlp" not in _guard.dropped_counts()  # the good ones were never counted as lost
+    logged = [r.getMessage() for r in caplog.records if "otlp.unencodable" in r.getMessage()]
+    assert len(logged) == 1 and "could not be encoded" in logged[0]
+    exporter.shutdown()
+
+
+def test_values_repaired_at_the_seal_reach_the_backend(
+    receiver: OTLPReceiver, tracer: Tracer
+) -> None:
+    exporter = exporter_for(receiver, batch_size=128)
+    tracer.add_exporter(exporter)
+    for i in range(100):
+        with tracer.start_span(f"job-{i}", SpanKind.CHAIN):
+            pass
+    with tracer.start_span("file-\udcff.txt", SpanKind.TOOL, {"path": "a\udc80b"}):
+        with tracer.start_span("chat", SpanKind.LLM) as llm:
+            tracer.record_usage(llm, model="m", input_tokens=2**64, output_tokens=1)
+    assert exporter.flush()
+    assert receiver.wait_for_spans(102)
+    repaired = received(receiver, "execute_tool file-\ufffd.txt")
+    assert repaired.attributes["path"] == "a\ufffdb"
+    chat = received(receiver, "chat m")
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 0  # repaired, and said so
+    assert chat.attributes["agentos.repaired"] == ["input_tokens"]
+    assert exporter.dropped == 0
+    exporter.shutdown()
 
 
 def received(receiver: OTLPReceiver, name: str) -> ReceivedSpan:
@@ -480,3 +536,41 @@ def test_a_forked_worker_exports_through_its_own_connection(
     assert receiver.wait_for_spans(3)
     assert sorted(s.name for s in receiver.spans) == ["from-child", "from-parent", "parent-again"]
     assert {s.resource["service.name"] for s in receiver.spans} == {"svc", "child"}
+
+
+def test_secrets_of_the_review_never_reach_the_payload(
+    receiver: OTLPReceiver, tracer: Tracer, tmp_path: Any
+) -> None:
+    from agentos_obs.exporters.jsonl import JSONLExporter
+
+    query_key, tool_key, provider_key, tag_key = (
+        f"QK{'q' * 20}", f"TK{'t' * 20}", f"PK{'p' * 20}", f"GK{'g' * 20}"
+    )  # fmt: skip
+    exporter = exporter_for(receiver)
+    jsonl = JSONLExporter(tmp_path / "t.jsonl")
+    tracer.add_exporter(exporter)
+    tracer.add_exporter(jsonl)
+    params = {"base_url": f"https://llm.example.com/v1?key={query_key}", "temperature": 0}
+    with tracer.start_span("agent", SpanKind.AGENT, {"tags": [f"api_key={tag_key}", "prod"]}):
+        try:
+            with tracer.start_span("fetch", SpanKind.TOOL):
+                raise OSError(f"GET https://api.example.com/x?api_key={tool_key} failed")
+        except OSError:
+            pass
+        try:
+            with tracer.start_span(
+                "ChatOpenAI", SpanKind.LLM, {"llm.invocation_parameters": json.dumps(params)}
+            ):
+                raise PermissionError(f"Incorrect API key provided: api_key={provider_key}")
+        except PermissionError:
+            pass
+    exporter.shutdown()
+    jsonl.close()
+    assert receiver.wait_for_spans(3)
+    payload = b"".join(r.SerializeToString() for r in receiver.requests)
+    written = (tmp_path / "t.jsonl").read_bytes()
+    for secret in (query_key, tool_key, provider_key, tag_key):
+        assert secret.encode() not in payload and secret.encode() not in written
+    # The errors still say what went wrong, without the key.
+    assert "api_key=[REDACTED]" in received(receiver, "ChatOpenAI").status_message
+    assert "?api_key=[REDACTED] failed" in received(receiver, "execute_tool fetch").status_message

@@ -1,4 +1,4 @@
-"""Our span model in the vocabularies OpenTelemetry backends read.
+"""Sealed span records in the vocabularies OpenTelemetry backends read.
 
 Each exported span carries, next to our own attributes:
 
@@ -13,26 +13,38 @@ Each exported span carries, next to our own attributes:
 * ``gen_ai.usage.cost`` and ``langfuse.observation.type``, which Langfuse maps to the cost
   and the type of an observation.
 
+Everything is read from the :class:`~agentos_obs.tracing.SpanRecord`'s derived facts, never
+re-derived: a counted model call (``record.llm_call``) is the one span exported as an
+inference (``chat``, or ``embeddings`` for an EMBEDDING span; an explicit
+``gen_ai.operation.name`` attribute such as ``text_completion`` wins), with the record's
+usage, cost, cost status, model and provider. An LLM span wrapping a counted call below it
+(LlamaIndex ``achat`` > ``chat``) is exported as a plain span, so a backend summing
+inferences counts the call once. ``gen_ai.agent.name`` is the record's agent, user and
+session are the record's.
+
 Span names follow the GenAI conventions: ``chat gpt-4o``, ``embeddings text-embedding-3``,
 ``execute_tool search``, ``invoke_agent planner``; other spans keep their names (the
 original name is kept in ``agentos.span.name``).
 
 This module has no OpenTelemetry import: it produces plain dicts of attribute values
-(str, bool, int, float or homogeneous lists of those).
+(str, bool, int, float or homogeneous lists of those). Values that are not already
+attribute values become JSON text through the one serialiser
+(:func:`agentos_obs._internal.jsonsafe.dumps`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
 import agentos_obs.attributes as attr
-from agentos_obs.tracing._spans import Span, SpanKind, SpanStatus, Trace
+from agentos_obs._internal.jsonsafe import INT64_MAX, INT64_MIN, dumps
+from agentos_obs.tracing import SpanKind, SpanRecord, SpanStatus, TraceRecord
 
 __all__ = [
+    "CLIENT_OPERATIONS",
     "AttributeValue",
     "genai_operation",
     "otel_attributes",
@@ -43,15 +55,16 @@ __all__ = [
 
 AttributeValue = str | bool | int | float | list[str] | list[bool] | list[int] | list[float]
 
-_INT64 = (-(2**63), 2**63 - 1)
-
+# Operations of spans that are not model calls, by kind. A counted call's operation is
+# decided by _call_operation; an LLM span that is not the call has none.
 _OPERATIONS = {
-    SpanKind.LLM: "chat",
-    SpanKind.EMBEDDING: "embeddings",
+    SpanKind.EMBEDDING: "embeddings",  # an embedding request that reported no usage
     SpanKind.TOOL: "execute_tool",
     SpanKind.AGENT: "invoke_agent",
     SpanKind.RETRIEVAL: "retrieval",
 }
+# Operations that are requests to a model service: exported as CLIENT spans.
+CLIENT_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 _OPENINFERENCE_KINDS = {
     SpanKind.LLM: "LLM",
     SpanKind.EMBEDDING: "EMBEDDING",
@@ -139,42 +152,52 @@ def provider_names(provider: str | None) -> tuple[str, str, str | None] | None:
     return (key, key, None)
 
 
-def genai_operation(span: Span) -> str | None:
-    return _OPERATIONS.get(span.kind)
+def _call_operation(record: SpanRecord) -> str:
+    if record.kind is SpanKind.EMBEDDING:
+        return "embeddings"
+    given = record.attributes.get("gen_ai.operation.name")
+    if isinstance(given, str) and given in CLIENT_OPERATIONS:
+        return given  # an integration or the app knows better (text_completion...)
+    return "chat"
 
 
-def _tool_name(span: Span) -> str:
-    return str(span.attributes.get(attr.TOOL_NAME) or span.name)
+def genai_operation(record: SpanRecord) -> str | None:
+    """``gen_ai.operation.name`` of the record: an inference for a counted call, else by
+    kind (None for spans the conventions have no operation for)."""
+    if record.llm_call:
+        return _call_operation(record)
+    return _OPERATIONS.get(record.kind)
 
 
-def _agent_name(span: Span) -> str:
-    return str(span.attributes.get(attr.AGENT_NAME) or span.name)
+def _tool_name(record: SpanRecord) -> str:
+    return str(record.attributes.get(attr.TOOL_NAME) or record.name)
 
 
-def _request_model(span: Span) -> str:
-    requested = span.attributes.get(attr.LLM_REQUEST_MODEL)
-    return str(requested) if requested else span.model_name
+def _request_model(record: SpanRecord) -> str:
+    requested = record.attributes.get(attr.LLM_REQUEST_MODEL)
+    return str(requested) if requested else (record.model or "")
 
 
-def otel_span_name(span: Span) -> str:
+def otel_span_name(record: SpanRecord, operation: str | None = None) -> str:
     """The span's name under the GenAI conventions ("chat gpt-4o", "execute_tool search")."""
-    kind = span.kind
-    if kind is SpanKind.LLM or kind is SpanKind.EMBEDDING:
-        model = _request_model(span)
-        operation = _OPERATIONS[kind]
-        return f"{operation} {model}" if model else span.name or operation
-    if kind is SpanKind.TOOL:
-        return f"execute_tool {_tool_name(span)}"
-    if kind is SpanKind.AGENT:
-        return f"invoke_agent {_agent_name(span)}"
-    return span.name or kind.value
+    if operation is None:
+        operation = genai_operation(record)
+    if operation in CLIENT_OPERATIONS:
+        model = _request_model(record)
+        return f"{operation} {model}" if model else record.name or str(operation)
+    if operation == "execute_tool":
+        return f"execute_tool {_tool_name(record)}"
+    if operation == "invoke_agent":
+        return f"invoke_agent {record.agent or record.name}"
+    return record.name or record.kind.value
 
 
 def to_attribute_value(value: Any) -> AttributeValue | None:
     """A value OpenTelemetry accepts, or None to leave the attribute out.
 
     Scalars pass; homogeneous lists of scalars pass; anything else (dicts, mixed lists,
-    objects) becomes JSON text, since backends display strings but drop unknown types.
+    objects, integers beyond int64) becomes JSON text through the one serialiser, since
+    backends display strings but drop unknown types.
     """
     if value is None:
         return None
@@ -183,7 +206,7 @@ def to_attribute_value(value: Any) -> AttributeValue | None:
     if isinstance(value, (str, bool, float)):
         return value
     if isinstance(value, int):
-        return value if _INT64[0] <= value <= _INT64[1] else str(value)
+        return value if INT64_MIN <= value <= INT64_MAX else str(value)
     if isinstance(value, (list, tuple)):
         items = list(value)
         if not items:
@@ -192,18 +215,11 @@ def to_attribute_value(value: Any) -> AttributeValue | None:
             if all(isinstance(v, kind) for v in items):
                 return items
         if all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-            if all(_INT64[0] <= v <= _INT64[1] for v in items):
+            if all(INT64_MIN <= v <= INT64_MAX for v in items):
                 return items
         elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
             return [float(v) for v in items]
-    return _json_text(value)
-
-
-def _json_text(value: Any) -> str:
-    try:
-        return json.dumps(value, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return str(value)
+    return dumps(value)
 
 
 def _parse_json(value: Any) -> Any:
@@ -234,19 +250,19 @@ def _messages(value: Any) -> list[dict[str, Any]] | None:
 
 
 def _content_text(content: Any) -> str:
-    return content if isinstance(content, str) else _json_text(content)
+    return content if isinstance(content, str) else dumps(content)
 
 
 def _put_messages(out: dict[str, Any], key: str, raw: Any, genai_key: str, fallback: str) -> None:
     messages = _messages(raw)
     if messages is None:
         # Not a message list (plain prompt, truncated JSON): keep it readable as a value.
-        out.setdefault(fallback, raw if isinstance(raw, str) else _json_text(raw))
+        out.setdefault(fallback, raw if isinstance(raw, str) else dumps(raw))
         return
     for i, message in enumerate(messages):
         out[f"{key}.{i}.message.role"] = message["role"]
         out[f"{key}.{i}.message.content"] = _content_text(message["content"])
-    out[genai_key] = _json_text(
+    out[genai_key] = dumps(
         [
             {"role": m["role"], "parts": [{"type": "text", "content": _content_text(m["content"])}]}
             for m in messages
@@ -258,7 +274,7 @@ def _put_documents(out: dict[str, Any], raw: Any, scores: Any) -> None:
     documents = _parse_json(raw)
     if not isinstance(documents, list):
         if raw is not None:
-            out.setdefault(attr.OUTPUT_VALUE, raw if isinstance(raw, str) else _json_text(raw))
+            out.setdefault(attr.OUTPUT_VALUE, raw if isinstance(raw, str) else dumps(raw))
         return
     score_list = scores if isinstance(scores, (list, tuple)) else []
     for i, document in enumerate(documents):
@@ -268,7 +284,7 @@ def _put_documents(out: dict[str, Any], raw: Any, scores: Any) -> None:
             out[f"{prefix}.content"] = _content_text(content)
             metadata = document.get("metadata")
             if metadata:
-                out[f"{prefix}.metadata"] = _json_text(metadata)
+                out[f"{prefix}.metadata"] = dumps(metadata)
             if document.get("id") is not None:
                 out[f"{prefix}.id"] = str(document["id"])
         else:
@@ -293,19 +309,19 @@ def _put_request_params(out: dict[str, Any], raw: Any) -> None:
             out[key] = value
 
 
-def _put_usage(out: dict[str, Any], span: Span) -> None:
-    model = span.model_name
-    requested = _request_model(span)
+def _put_call(out: dict[str, Any], record: SpanRecord) -> None:
+    """Model, provider, usage, cost and cost status of a counted call, from the record."""
+    model = record.model
+    requested = _request_model(record)
     if requested:
         out["gen_ai.request.model"] = requested
         out["llm.request.model_name"] = requested
     if model:
+        # What answered, else what was asked for (the seal's rule for ``model``).
         out["gen_ai.response.model"] = model
         out["llm.response.model_name"] = model
         out["llm.model_name"] = model
-    elif requested:
-        out["llm.model_name"] = requested
-    names = provider_names(span.provider)
+    names = provider_names(record.provider)
     if names is not None:
         genai, openinference, system = names
         out["gen_ai.provider.name"] = genai
@@ -313,59 +329,73 @@ def _put_usage(out: dict[str, Any], span: Span) -> None:
         out["llm.provider"] = openinference
         if system is not None:
             out["llm.system"] = system
-    if not span.has_usage:
-        return
-    out["gen_ai.usage.input_tokens"] = span.input_tokens
-    out["gen_ai.usage.output_tokens"] = span.output_tokens
-    out["llm.token_count.prompt"] = span.input_tokens
-    out["llm.token_count.completion"] = span.output_tokens
-    out["llm.token_count.total"] = span.input_tokens + span.output_tokens
-    if span.cache_read_tokens:
-        out["gen_ai.usage.cache_read.input_tokens"] = span.cache_read_tokens
-        out["llm.token_count.prompt_details.cache_read"] = span.cache_read_tokens
-    if span.cache_write_tokens:
-        out["gen_ai.usage.cache_creation.input_tokens"] = span.cache_write_tokens
-        out["llm.token_count.prompt_details.cache_write"] = span.cache_write_tokens
-    if span.reasoning_tokens:
-        out["gen_ai.usage.reasoning.output_tokens"] = span.reasoning_tokens
-        out["llm.token_count.completion_details.reasoning"] = span.reasoning_tokens
-    if span.cost_usd is not None and math.isfinite(span.cost_usd):
-        out["llm.cost.total"] = span.cost_usd
-        out["gen_ai.usage.cost"] = span.cost_usd
-    if not span.counts_usage:
-        # An outer span repeating its inner call's usage (LlamaIndex achat > chat): say so,
-        # so a backend summing per span can skip it.
-        out["agentos.usage.counted"] = False
+    if record.cost_status is not None:
+        out["agentos.cost_status"] = record.cost_status.value
+    if not record.counts_usage:
+        return  # a failed call, or a provider that reported nothing: no counts, no $0
+    usage = record.usage
+    out["gen_ai.usage.input_tokens"] = usage.input_tokens
+    out["gen_ai.usage.output_tokens"] = usage.output_tokens
+    out["llm.token_count.prompt"] = usage.input_tokens
+    out["llm.token_count.completion"] = usage.output_tokens
+    out["llm.token_count.total"] = usage.total_tokens
+    if usage.cache_read_tokens:
+        out["gen_ai.usage.cache_read.input_tokens"] = usage.cache_read_tokens
+        out["llm.token_count.prompt_details.cache_read"] = usage.cache_read_tokens
+    if usage.cache_write_tokens:
+        out["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_write_tokens
+        out["llm.token_count.prompt_details.cache_write"] = usage.cache_write_tokens
+    if usage.reasoning_tokens:
+        out["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning_tokens
+        out["llm.token_count.completion_details.reasoning"] = usage.reasoning_tokens
+    if record.cost_usd is not None:  # finite and >= 0: the seal repaired anything else
+        out["llm.cost.total"] = record.cost_usd
+        out["gen_ai.usage.cost"] = record.cost_usd
 
 
-def otel_attributes(span: Span, trace: Trace | None = None) -> dict[str, AttributeValue]:
-    """All attributes of ``span`` for export: ours, GenAI and OpenInference."""
+def otel_attributes(
+    record: SpanRecord, trace: TraceRecord | None = None, operation: str | None = None
+) -> dict[str, AttributeValue]:
+    """All attributes of ``record`` for export: ours, GenAI and OpenInference."""
+    if operation is None:
+        operation = genai_operation(record)
     out: dict[str, Any] = {}
-    attributes = span.attributes
+    attributes = record.attributes
     for key, value in attributes.items():
         if key not in _CONSUMED:
-            out[str(key)] = value
-    kind = span.kind
+            out[key] = value
+    kind = record.kind
+    call = record.llm_call
     out["agentos.span.kind"] = kind.value
-    out["agentos.span.status"] = span.status.value
-    out["agentos.span.name"] = span.name
-    out["openinference.span.kind"] = _OPENINFERENCE_KINDS.get(kind, "CHAIN")
-    out["langfuse.observation.type"] = _LANGFUSE_TYPES.get(kind, "span")
-    operation = _OPERATIONS.get(kind)
+    out["agentos.span.status"] = record.status.value
+    out["agentos.span.name"] = record.name
+    if call:
+        out["agentos.llm_call"] = True
+        out["openinference.span.kind"] = "EMBEDDING" if operation == "embeddings" else "LLM"
+        out["langfuse.observation.type"] = (
+            "embedding" if operation == "embeddings" else "generation"
+        )
+    elif kind is SpanKind.LLM:
+        # Wraps the counted call below it: a plain span, so the call is counted once.
+        out["agentos.llm_call"] = False
+        out["openinference.span.kind"] = "CHAIN"
+        out["langfuse.observation.type"] = "span"
+    else:
+        out["openinference.span.kind"] = _OPENINFERENCE_KINDS.get(kind, "CHAIN")
+        out["langfuse.observation.type"] = _LANGFUSE_TYPES.get(kind, "span")
     if operation is not None:
         out["gen_ai.operation.name"] = operation
-    if kind is SpanKind.TOOL:
-        out["gen_ai.tool.name"] = _tool_name(span)
-        out.setdefault(attr.TOOL_NAME, _tool_name(span))
+    if operation == "execute_tool":
+        out["gen_ai.tool.name"] = _tool_name(record)
+        out.setdefault(attr.TOOL_NAME, _tool_name(record))
         call_id = attributes.get(attr.TOOL_CALL_ID)
         if call_id is not None:
             out["gen_ai.tool.call.id"] = str(call_id)
             out["tool_call.id"] = str(call_id)
-    agent_name = attributes.get(attr.AGENT_NAME)
-    if kind is SpanKind.AGENT or agent_name:
-        out["gen_ai.agent.name"] = str(agent_name or span.name)
-    if kind in (SpanKind.LLM, SpanKind.EMBEDDING) or span.has_usage or span.model_name:
-        _put_usage(out, span)
+    if record.agent:
+        out["gen_ai.agent.name"] = record.agent
+    if call:
+        _put_call(out, record)
     if attr.LLM_INVOCATION_PARAMS in attributes:
         _put_request_params(out, attributes[attr.LLM_INVOCATION_PARAMS])
     finish = attributes.get(attr.LLM_FINISH_REASON)
@@ -394,8 +424,8 @@ def otel_attributes(span: Span, trace: Trace | None = None) -> dict[str, Attribu
     tags = attributes.get(attr.TAGS)
     if isinstance(tags, (list, tuple)) and tags:
         out["tag.tags"] = [str(t) for t in tags]
-    _put_trace_context(out, span, trace)
-    if span.status is SpanStatus.TIMEOUT:
+    _put_trace_context(out, record, trace)
+    if record.status is SpanStatus.TIMEOUT:
         out.setdefault(attr.ERROR_TYPE, "timeout")
     converted: dict[str, AttributeValue] = {}
     for key, value in out.items():
@@ -405,24 +435,25 @@ def otel_attributes(span: Span, trace: Trace | None = None) -> dict[str, Attribu
     return converted
 
 
-def _put_trace_context(out: dict[str, Any], span: Span, trace: Trace | None) -> None:
-    # Backends filter by user and session on every span (Phoenix, Langfuse): copy them
-    # from the trace when the span does not carry them itself.
-    user = span.attributes.get(attr.USER_ID)
-    session = span.attributes.get(attr.SESSION_ID)
+def _put_trace_context(out: dict[str, Any], record: SpanRecord, trace: TraceRecord | None) -> None:
+    # Backends filter by user and session on every span (Phoenix, Langfuse): the record's
+    # (its own, else the trace's or the nearest ancestor's, as the seal decided).
+    user, session = record.user_id, record.session_id
     if trace is not None:
-        user = user if user is not None else trace.user_id
-        session = session if session is not None else trace.session_id
-        if span.parent is None:
+        if user is None:
+            user = trace.user_id
+        if session is None:
+            session = trace.session_id
+        if trace.root_span is record:
             # A root span stands for the trace: it carries the trace's name and attributes
             # (a start_trace block has no span of its own).
             if trace.name:
                 out["agentos.trace.name"] = trace.name
                 out["langfuse.trace.name"] = trace.name
             for key, value in trace.attributes.items():
-                out.setdefault(str(key), value)
+                out.setdefault(key, value)
     if user is not None:
-        out[attr.USER_ID] = str(user)
+        out[attr.USER_ID] = user
     if session is not None:
-        out[attr.SESSION_ID] = str(session)
-        out["gen_ai.conversation.id"] = str(session)
+        out[attr.SESSION_ID] = session
+        out["gen_ai.conversation.id"] = session

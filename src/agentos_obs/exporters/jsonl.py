@@ -1,4 +1,4 @@
-"""Traces as JSON lines: one ``Trace.to_dict()`` per line, with size-based rotation.
+"""Traces as JSON lines: one ``TraceRecord.to_dict()`` per line, with size-based rotation.
 
 The file is written by a background thread in batches (one ``write`` system call per
 batch, unbuffered), so the app never waits on the disk and a killed process leaves whole
@@ -6,23 +6,29 @@ lines. When the file would grow past ``max_bytes`` it is rotated like ``logging`
 ``RotatingFileHandler``: ``traces.jsonl`` -> ``traces.jsonl.1`` -> ... ->
 ``traces.jsonl.<backup_count>`` (the oldest is deleted).
 
+Each trace is encoded on its own, by the one serialiser
+(:func:`agentos_obs._internal.jsonsafe.dumps`: strict JSON, valid UTF-8): a trace that still
+cannot be encoded is dropped alone and counted (``dropped_counts()["jsonl.unencodable"]``,
+one log line naming the reason); the others of its batch are written.
+
 Several processes must not share one file (rotation would race): put ``{pid}`` in the path
 (``traces-{pid}.jsonl``) to give each process its own.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
 from typing import BinaryIO
 
 from agentos_obs._internal.batching import BatchWorker
+from agentos_obs._internal.jsonsafe import dumps
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.tracing._spans import Trace
+from agentos_obs.exporters._input import finished_record, unencodable
+from agentos_obs.tracing import Trace, TraceRecord
 
-__all__ = ["JSONLExporter"]
+__all__ = ["JSONLExporter", "encode_line"]
 
 
 def _write_all(handle: BinaryIO, data: bytes) -> None:
@@ -34,9 +40,9 @@ def _write_all(handle: BinaryIO, data: bytes) -> None:
         view = view[written:]
 
 
-def _line(trace: Trace) -> bytes:
-    text = json.dumps(trace.to_dict(), default=str, ensure_ascii=False, separators=(",", ":"))
-    return text.encode("utf-8") + b"\n"
+def encode_line(trace: TraceRecord) -> bytes:
+    """One JSONL line of ``trace`` (raises only for a record that cannot be read)."""
+    return dumps(trace.to_dict()).encode("utf-8") + b"\n"
 
 
 class JSONLExporter:
@@ -83,7 +89,7 @@ class JSONLExporter:
         self._lock = threading.Lock()
         self._file: BinaryIO | None = None
         self._size = 0
-        self._worker: BatchWorker[Trace] = BatchWorker(
+        self._worker: BatchWorker[TraceRecord] = BatchWorker(
             "jsonl",
             self._write_batch,
             batch_size=batch_size,
@@ -93,9 +99,16 @@ class JSONLExporter:
             on_reset_after_fork=self._reset_after_fork,
         )
 
-    def export(self, trace: Trace) -> None:
-        """Queue a finished trace (the tracer calls this; never blocks)."""
-        self._worker.put(trace)
+    queued = True  # export() never blocks: a tracer need not wrap it in a QueuedExporter
+
+    def export(self, trace: TraceRecord | Trace) -> None:
+        """Queue a finished trace (the tracer calls this with its record; never blocks).
+
+        A live ``Trace`` is exported through its sealed record; anything else is dropped
+        and counted under ``jsonl.unencodable``."""
+        record = finished_record(trace, "jsonl")
+        if record is not None:
+            self._worker.put(record)
 
     __call__ = export
 
@@ -144,8 +157,15 @@ class JSONLExporter:
         if self.path.exists():
             os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
 
-    def _write_batch(self, traces: list[Trace]) -> None:
-        lines = [_line(trace) for trace in traces]
+    def _write_batch(self, traces: list[TraceRecord]) -> None:
+        lines = []
+        for trace in traces:  # encoded one by one: a bad trace costs only itself
+            try:
+                lines.append(encode_line(trace))
+            except Exception as exc:
+                self._worker.record_loss(1, unencodable(exc), component="jsonl.unencodable")
+        if not lines:
+            return
         with self._lock:
             chunk: list[bytes] = []
             chunk_size = 0

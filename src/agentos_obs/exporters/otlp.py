@@ -8,6 +8,11 @@ connection errors, within ``timeout_s``). A full queue, an unreachable collector
 failing one: the traces are counted as dropped (``_guard.dropped_counts()["otlp"]``) and the
 app never waits.
 
+Everything is read from the sealed :class:`~agentos_obs.tracing.TraceRecord` (the service
+name too, unless given here). A trace that cannot be converted or encoded (a record built by
+hand with a value the seal would have repaired) is dropped alone and counted under
+``"otlp.unencodable"`` with one log line naming the reason; the rest of its batch is sent.
+
 Configuration follows the OpenTelemetry environment variables when arguments are not
 given: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (full URL), ``OTEL_EXPORTER_OTLP_ENDPOINT``
 (base URL, ``/v1/traces`` appended), ``OTEL_EXPORTER_OTLP_HEADERS`` (``k=v,k2=v2``),
@@ -26,6 +31,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 try:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -42,12 +48,20 @@ except ImportError as exc:  # pragma: no cover - depends on the extra
     ) from exc
 
 import agentos_obs._internal.guard as _guard
+import agentos_obs.attributes as attr
 from agentos_obs._internal.batching import BatchWorker
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.exporters._semconv import otel_attributes, otel_span_name, to_attribute_value
-from agentos_obs.tracing._spans import Span, SpanKind, SpanStatus, Trace
+from agentos_obs.exporters._input import finished_record, unencodable
+from agentos_obs.exporters._semconv import (
+    CLIENT_OPERATIONS,
+    genai_operation,
+    otel_attributes,
+    otel_span_name,
+    to_attribute_value,
+)
+from agentos_obs.tracing import SpanRecord, Trace, TraceRecord
 
-__all__ = ["OTLPExporter", "parse_headers", "to_readable_spans"]
+__all__ = ["OTLPExporter", "encoding_problem", "parse_headers", "to_readable_spans"]
 
 
 def _package_version() -> str:
@@ -58,7 +72,6 @@ def _package_version() -> str:
 
 
 _SCOPE = InstrumentationScope("agentos_obs", _package_version())
-_CLIENT_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})  # calls to a model service
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _COMPRESSIONS = {"none": Compression.NoCompression, "gzip": Compression.Gzip}
 if hasattr(Compression, "Deflate"):
@@ -111,63 +124,77 @@ def _hex_id(value: str | None, length: int) -> int | None:
     return number or None
 
 
-def _status(span: Span) -> Status:
-    if span.status is SpanStatus.ERROR or span.status is SpanStatus.TIMEOUT:
-        message = span.attributes.get("error.message") or span.attributes.get("error")
-        description = str(message) if message else span.status.value
+def encoding_problem(spans: Sequence[ReadableSpan]) -> Exception | None:
+    """Why ``spans`` cannot be encoded as an OTLP request, or None when they can."""
+    try:
+        encode_spans(spans).SerializePartialToString()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _status(record: SpanRecord) -> Status:
+    if record.failed:
+        message = record.attributes.get(attr.ERROR_MESSAGE) or record.attributes.get("error")
+        description = str(message) if message else record.status.value
         return Status(StatusCode.ERROR, description)
     # OK and CANCELLED: instrumentation leaves the status unset (OpenTelemetry spec); our
     # own status is kept in the agentos.span.status attribute.
     return Status(StatusCode.UNSET)
 
 
-def _events(span: Span) -> list[Event]:
+def _events(record: SpanRecord) -> list[Event]:
     events = []
-    for event in span.events:
+    for event in record.events:
         attributes = {}
         for key, value in event.attributes.items():
             converted = to_attribute_value(value)
             if converted is not None:
-                attributes[str(key)] = converted
+                attributes[key] = converted
         events.append(Event(event.name, attributes, timestamp=event.timestamp))
     return events
 
 
 def to_readable_spans(
-    trace: Trace, resource: Resource | None = None
+    trace: TraceRecord, resource: Resource | None = None
 ) -> tuple[list[ReadableSpan], int]:
     """OpenTelemetry spans of ``trace`` with its exact ids; and how many spans were skipped
-    because their ids are not W3C ids (spans built by hand with made-up ids)."""
+    because their ids are not W3C ids (records built by hand with made-up ids)."""
     resource = resource if resource is not None else Resource.create({})
+    local_ids = {record.span_id for record in trace.spans}
     spans: list[ReadableSpan] = []
     skipped = 0
-    for span in list(trace.spans):
-        trace_id = _hex_id(span.trace_id, 32)
-        span_id = _hex_id(span.span_id, 16)
+    for record in trace.spans:
+        trace_id = _hex_id(record.trace_id, 32)
+        span_id = _hex_id(record.span_id, 16)
         if trace_id is None or span_id is None:
             skipped += 1
             continue
         parent = None
-        parent_id = _hex_id(span.parent_id, 16)
+        parent_id = _hex_id(record.parent_id, 16)
         if parent_id is not None:
-            # A parent outside this process (propagation.extract, an OpenTelemetry span of
-            # the app) is a remote parent.
+            # A parent outside this trace's spans (propagation.extract, an OpenTelemetry
+            # span of the app) is a remote parent.
             parent = SpanContext(
-                trace_id, parent_id, is_remote=span.parent is None, trace_flags=_SAMPLED
+                trace_id,
+                parent_id,
+                is_remote=record.parent_id not in local_ids,
+                trace_flags=_SAMPLED,
             )
-        end_time = span.end_time if span.end_time is not None else span.start_time
+        operation = genai_operation(record)
+        client = operation in CLIENT_OPERATIONS
         spans.append(
             ReadableSpan(
-                name=otel_span_name(span),
+                name=otel_span_name(record, operation),
                 context=SpanContext(trace_id, span_id, is_remote=False, trace_flags=_SAMPLED),
                 parent=parent,
                 resource=resource,
-                attributes=otel_attributes(span, trace),
-                events=_events(span),
-                kind=OtelSpanKind.CLIENT if span.kind in _CLIENT_KINDS else OtelSpanKind.INTERNAL,
-                status=_status(span),
-                start_time=span.start_time,
-                end_time=end_time,
+                attributes=otel_attributes(record, trace, operation),
+                events=_events(record),
+                kind=OtelSpanKind.CLIENT if client else OtelSpanKind.INTERNAL,
+                status=_status(record),
+                start_time=record.start_time,
+                end_time=record.end_time,
                 instrumentation_scope=_SCOPE,
             )
         )
@@ -243,28 +270,40 @@ class OTLPExporter:
             self._exporter_kwargs = kwargs
         self._exporter = span_exporter
         self._service_name = service_name or os.environ.get("OTEL_SERVICE_NAME") or None
-        self._resource_attributes = {
+        resource_values = {
             str(k): to_attribute_value(v) for k, v in (resource_attributes or {}).items()
         }
+        # Built now, on the caller's thread: Resource.create runs the resource detectors on
+        # a thread pool, which cannot start once the interpreter is exiting, and the first
+        # export may well happen at exit (a short script).
+        self._base_resource = Resource.create(
+            {k: v for k, v in resource_values.items() if v is not None}
+        )
         self._resources: dict[str, Resource] = {}
         self._resources_lock = threading.Lock()
-        self._worker: BatchWorker[Trace] = BatchWorker(
+        self._worker: BatchWorker[TraceRecord] = BatchWorker(
             "otlp",
             self._send,
             batch_size=batch_size,
             flush_interval_s=flush_interval_s,
             max_queue=max_queue,
-            # The SDK returns FAILURE for transport errors; what else it raises (a
-            # serialisation bug...) is ours and surfaces in strict mode.
-            expected_errors=(OSError,),
+            # Export failures are caught in _send; what else escapes is a bug of ours and
+            # surfaces in strict mode.
             on_reset_after_fork=self._after_fork,
         )
         self._shut_down = False
 
+    queued = True  # export() never blocks: a tracer need not wrap it in a QueuedExporter
+
     # -- caller side -----------------------------------------------------------------
-    def export(self, trace: Trace) -> None:
-        """Queue a finished trace (the tracer calls this; never blocks)."""
-        self._worker.put(trace)
+    def export(self, trace: TraceRecord | Trace) -> None:
+        """Queue a finished trace (the tracer calls this with its record; never blocks).
+
+        A live ``Trace`` is exported through its sealed record; anything else (a trace not
+        finished by a tracer) is dropped and counted under ``otlp.unencodable``."""
+        record = finished_record(trace, "otlp")
+        if record is not None:
+            self._worker.put(record)
 
     __call__ = export
 
@@ -288,7 +327,7 @@ class OTLPExporter:
 
     @property
     def dropped(self) -> int:
-        """Traces lost so far (full queue, failed or refused exports)."""
+        """Traces lost so far (full queue, unencodable, failed or refused exports)."""
         return self._worker.dropped
 
     # -- worker side -----------------------------------------------------------------
@@ -296,37 +335,66 @@ class OTLPExporter:
         self._rebuild = True  # a fresh HTTP session on first use in the child
         self._resources_lock = threading.Lock()
 
-    def _resource_for(self, trace: Trace) -> Resource:
-        tracer = trace._tracer
-        name = self._service_name or (tracer.service_name if tracer is not None else "agentos")
+    def _resource_for(self, trace: TraceRecord) -> Resource:
+        name = self._service_name or trace.service_name or "agentos"
         resource = self._resources.get(name)
         if resource is None:
             with self._resources_lock:
                 resource = self._resources.get(name)
                 if resource is None:
-                    attributes: dict[str, Any] = dict(self._resource_attributes)
-                    attributes["service.name"] = name
-                    resource = Resource.create(
-                        {k: v for k, v in attributes.items() if v is not None}
-                    )
+                    # A merge, not Resource.create: no detectors, no threads (see __init__).
+                    resource = self._base_resource.merge(Resource({"service.name": name}))
                     self._resources[name] = resource
         return resource
 
-    def _send(self, traces: Sequence[Trace]) -> None:
-        spans: list[ReadableSpan] = []
+    def _send(self, traces: Sequence[TraceRecord]) -> None:
+        # Each trace is converted on its own: one that cannot be is dropped alone.
+        groups: list[list[ReadableSpan]] = []
         for trace in traces:
-            converted, skipped = to_readable_spans(trace, self._resource_for(trace))
+            try:
+                converted, skipped = to_readable_spans(trace, self._resource_for(trace))
+            except Exception as exc:
+                self._worker.record_loss(1, unencodable(exc), component="otlp.unencodable")
+                continue
             if skipped:
                 _guard.count_drop("otlp.invalid_ids", skipped, "spans whose ids are not W3C ids")
-            spans.extend(converted)
-        if not spans:
+            if converted:
+                groups.append(converted)
+        if not groups:
             return
         if self._rebuild and self._exporter_kwargs is not None:
             self._exporter = OTLPSpanExporter(**self._exporter_kwargs)
             self._rebuild = False
-        result = self._exporter.export(spans)
-        if result is not SpanExportResult.SUCCESS:
-            self._worker.record_loss(len(traces), "export to the OTLP endpoint failed")
+        failure = self._export(groups)
+        if failure is None:
+            return
+        # The request failed. The SDK reports a value it cannot encode the same way as an
+        # unreachable endpoint, so find the traces that cannot be encoded (only now: the
+        # check costs as much as the encoding) and send the others again.
+        good = []
+        for group in groups:
+            problem = encoding_problem(group)
+            if problem is None:
+                good.append(group)
+            else:
+                self._worker.record_loss(1, unencodable(problem), component="otlp.unencodable")
+        if good and len(good) < len(groups):
+            failure = self._export(good)
+            if failure is None:
+                return
+        if good:
+            self._worker.record_loss(len(good), "export to the OTLP endpoint failed")
+        if isinstance(failure, BaseException):
+            _guard.report("otlp", failure, reraise_in_strict=False)
+
+    def _export(self, groups: list[list[ReadableSpan]]) -> BaseException | bool | None:
+        """None when sent; else the exception raised, or False for a refused export."""
+        spans = [span for group in groups for span in group]
+        try:
+            result = self._exporter.export(spans)
+        except Exception as exc:  # a custom SpanExporter that raises instead of failing
+            return exc
+        return None if result is SpanExportResult.SUCCESS else False
 
     def __repr__(self) -> str:
         return f"OTLPExporter(endpoint={self.endpoint!r})"

@@ -1,89 +1,34 @@
-"""Content capture and secret redaction shared by the integrations.
+"""Content capture shared by the integrations.
 
 Prompts, messages, tool inputs/outputs and documents are recorded only when the tracer's
 ``config.capture_content`` is on (default off;
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` honoured), truncated to
-``config.max_content_length``. Secrets in parameters (api keys, tokens, authorization
-headers, passwords) are never recorded, whatever the setting.
+``config.max_content_length``. Secrets (api keys, tokens, authorization headers,
+passwords, credential-shaped text) are never recorded, whatever the setting: captured
+content goes through the one serialiser (:mod:`agentos_obs._internal.jsonsafe`) with the one
+redactor (:mod:`agentos_obs._internal.redact`), before it is truncated.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
+from pathlib import PurePath
 from typing import Any
+from uuid import UUID
 
-from agentos_obs._internal.redact import SECRET_VALUE as _SECRET_VALUE
+from agentos_obs._internal.jsonsafe import dumps, safe_text
+from agentos_obs._internal.redact import REDACTED, is_secret_key, redact, scrub
 
+# REDACTED, is_secret_key and redact are the redactor's own, re-exported for the
+# integrations that import them from here.
 __all__ = ["REDACTED", "is_secret_key", "redact", "to_text", "truncate"]
 
-REDACTED = "[REDACTED]"
-
-# Key names that carry credentials. Matched on the normalised key (lower case, no -/_).
-_SECRET_KEY = re.compile(
-    r"(apikey|api_key|secret|password|passwd|token|authorization|auth|credential|"
-    r"privatekey|accesskey|sessionkey|cookie|bearer|signature)",
-)
-# Keys that contain "token" but are counts or settings, not credentials.
-_NOT_SECRET = frozenset(
-    {
-        "maxtokens",
-        "maxnewtokens",
-        "maxoutputtokens",
-        "maxcompletiontokens",
-        "maxtokenstosample",
-        "numtokens",
-        "tokencount",
-        "totaltokens",
-        "inputtokens",
-        "outputtokens",
-        "prompttokens",
-        "completiontokens",
-        "tokenusage",
-        "logprobs",
-        "toplogprobs",
-        "stoptokens",
-        "tokenizer",
-        "authormode",
-    }
-)
 _MAX_DEPTH = 8
-
-
-def is_secret_key(key: object) -> bool:
-    if not isinstance(key, str):
-        return False
-    norm = key.lower().replace("-", "").replace("_", "")
-    if norm in _NOT_SECRET:
-        return False
-    return bool(_SECRET_KEY.search(key.lower()) or _SECRET_KEY.search(norm))
-
-
-def redact(value: Any, _depth: int = 0) -> Any:
-    """A copy of ``value`` (mappings, sequences, scalars) with credentials replaced.
-
-    Keys that name a secret have their value replaced; string values that look like a
-    credential are replaced wherever they are. Pydantic ``SecretStr`` is always redacted.
-    Unknown objects become their type name, never their repr (a repr may hold a key).
-    """
-    if _depth > _MAX_DEPTH:
-        return "…"
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return _SECRET_VALUE.sub(REDACTED, value)
-    if type(value).__name__ in ("SecretStr", "SecretBytes"):
-        return REDACTED
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            key = str(k)
-            out[key] = REDACTED if is_secret_key(key) else redact(v, _depth + 1)
-        return out
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [redact(v, _depth + 1) for v in value]
-    return f"<{type(value).__name__}>"
+# Values the serialiser renders by their value (never a repr that might hold a key).
+_BY_VALUE = (datetime, date, time, timedelta, Decimal, UUID, PurePath, Enum, bytes, BaseException)
 
 
 def truncate(text: str, max_length: int) -> str:
@@ -97,42 +42,45 @@ def truncate(text: str, max_length: int) -> str:
 def to_text(value: Any, max_length: int) -> str:
     """Captured content as text: strings as they are, the rest as JSON; redacted, truncated."""
     if isinstance(value, str):
-        text = value
+        text = scrub(safe_text(str(value)))
     else:
-        text = json.dumps(_jsonable(value), ensure_ascii=False, default=str)
-    return truncate(_SECRET_VALUE.sub(REDACTED, text), max_length)
+        text = dumps(_content(value), redact=True)
+    return truncate(text, max_length)
 
 
-def _jsonable(value: Any, _depth: int = 0) -> Any:
-    if _depth > _MAX_DEPTH:
-        return "…"
+def _content(value: Any, depth: int = 0) -> Any:
+    """``value`` with framework objects replaced by what they say: a message by its role,
+    content and tool calls, a document by its text and metadata, anything unknown by its
+    type name (never its repr: a client's repr may hold its key). The serialiser does the
+    rest (JSON safety, redaction by key and by shape)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if type(value).__name__ in ("SecretStr", "SecretBytes"):
         return REDACTED
+    if depth > _MAX_DEPTH:
+        return "…"
     if isinstance(value, Mapping):
-        return {
-            str(k): (REDACTED if is_secret_key(k) else _jsonable(v, _depth + 1))
-            for k, v in value.items()
-        }
+        return {k: _content(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v, _depth + 1) for v in value]
+        return [_content(v, depth + 1) for v in value]
+    if isinstance(value, _BY_VALUE):
+        return value
     # LangChain messages and documents: keep their content and role, not internals.
     content = getattr(value, "content", None)
     if content is not None:
         role = getattr(value, "type", None) or getattr(value, "role", None)
-        item: dict[str, Any] = {"content": _jsonable(content, _depth + 1)}
+        item: dict[str, Any] = {"content": _content(content, depth + 1)}
         if role is not None:
             item["role"] = str(getattr(role, "value", role))
         tool_calls = getattr(value, "tool_calls", None)
         if tool_calls:
-            item["tool_calls"] = _jsonable(tool_calls, _depth + 1)
+            item["tool_calls"] = _content(tool_calls, depth + 1)
         return item
     page_content = getattr(value, "page_content", None)
     if page_content is not None:
         return {
             "page_content": page_content,
-            "metadata": _jsonable(getattr(value, "metadata", {}), _depth + 1),
+            "metadata": _content(getattr(value, "metadata", {}), depth + 1),
         }
     text = getattr(value, "text", None)
     if isinstance(text, str):

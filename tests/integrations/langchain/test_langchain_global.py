@@ -331,7 +331,7 @@ def test_explicit_handler_for_another_tracer_inside_a_traced_run(
 
     RunnableLambda(outer, name="outer").invoke("x")
     assert sorted(s.name for s in exporter.trace.spans) == sorted(
-        ["outer", "RunnableSequence", "ChatPromptTemplate", "FakeUsageChatModel", "StrOutputParser"]
+        ["outer", "RunnableSequence", "ChatPromptTemplate", "FakeChatModel", "StrOutputParser"]
     )
     _check_lcel_traces(other, 1)
     assert explicit.open_run_count == 0
