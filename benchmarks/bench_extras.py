@@ -87,7 +87,7 @@ def store_throughput(spans: int) -> dict[str, Any]:
 
     collected: list[Trace] = []
     tracer = Tracer("bench")
-    tracer.add_exporter(collected.append)
+    tracer.add_exporter(collected.append, sync=True)
     traces = spans // SPANS_PER_TRACE
     make_traces(tracer, traces)
     with tempfile.TemporaryDirectory(prefix="agentos-bench-store-") as tmp:

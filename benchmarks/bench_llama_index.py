@@ -96,7 +96,7 @@ def attach(tracer: Tracer | None) -> None:
 def spans_per_query(fn: Callable[[], Any]) -> int:
     tracer = Tracer("count")
     traces: list[Any] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     instrument(tracer=tracer)
     try:
         fn()

@@ -100,7 +100,7 @@ def interleaved_settled(
 def make_traces(count: int) -> list[Trace]:
     tracer = Tracer("bench", pricing=FlatPricing())  # type: ignore[arg-type]
     traces: list[Trace] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     op = traced_operation(tracer)
     for _ in range(count):
         op()

@@ -141,7 +141,7 @@ class AgentOSHandler(Config):
         self.tracer = self.stack.tracer
         self._collected: Traces = {}
         self._collecting = False
-        self.tracer.add_exporter(self._collect)
+        self.tracer.add_exporter(self._collect, sync=True)
         self.add_exporters()
         from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 
@@ -194,7 +194,7 @@ class AgentOSBareTracer(AgentOSHandler):
         self.tracer = Tracer("bench")
         self._collected = {}
         self._collecting = False
-        self.tracer.add_exporter(self._collect)
+        self.tracer.add_exporter(self._collect, sync=True)
         from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 
         self.handler = AgentOSCallbackHandler(tracer=self.tracer)

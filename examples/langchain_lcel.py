@@ -55,7 +55,7 @@ def show(span: Span, depth: int = 0) -> None:
 def main() -> None:
     tracer = Tracer("lcel-example")
     traces: list[Trace] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     handler = AgentOSCallbackHandler(tracer=tracer)
 
     model = OfflineGPT(

@@ -75,7 +75,7 @@ def show(span: Span, depth: int = 0) -> None:
 def main() -> None:
     tracer = Tracer("langgraph-example")
     traces: list[Trace] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     handler = AgentOSCallbackHandler(tracer=tracer)
 
     script = iter(

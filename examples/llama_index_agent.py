@@ -74,7 +74,7 @@ def print_trace(trace: obs.Trace) -> None:
 
 async def main() -> None:
     tracer = obs.Tracer("llama-index-agent-example")
-    tracer.add_exporter(print_trace)
+    tracer.add_exporter(print_trace, sync=True)
     obs.instrument(tracer=tracer, langchain=False, llama_index=True)
     try:
         agent = FunctionAgent(

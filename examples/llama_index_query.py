@@ -92,7 +92,7 @@ def main() -> None:
         embed_model=MockEmbedding(embed_dim=16, model_name="text-embedding-3-small"),
     )
     tracer = obs.Tracer("llama-index-example")
-    tracer.add_exporter(print_trace)
+    tracer.add_exporter(print_trace, sync=True)
     # Every LlamaIndex call in the process is traced from here on (langchain=False: leave
     # LangChain alone even if it is installed).
     obs.instrument(tracer=tracer, langchain=False, llama_index=True)

@@ -20,7 +20,7 @@ def fake_llm(prompt: str) -> tuple[str, int, int]:
 def main() -> None:
     tracer, metrics, _logger, dashboard = obs.create_observability_stack("manual-demo")
     finished: list[obs.Trace] = []
-    tracer.add_exporter(finished.append)  # any fn(trace) is an exporter
+    tracer.add_exporter(finished.append, sync=True)  # any fn(trace) is an exporter
 
     for user in ("alice", "bob"):
         with tracer.start_span("research-agent", SpanKind.AGENT) as agent:

@@ -98,8 +98,8 @@ def main() -> None:
     frontend_tracer, worker_tracer = Tracer("frontend"), Tracer("worker")
     if not configured:
         finished: list[Trace] = []
-        frontend_tracer.add_exporter(finished.append)
-        worker_tracer.add_exporter(finished.append)
+        frontend_tracer.add_exporter(finished.append, sync=True)
+        worker_tracer.add_exporter(finished.append, sync=True)
         frontend(frontend_tracer, worker_tracer)
         print_offline(finished)
         return

@@ -389,7 +389,7 @@ def test_agent_name_failed_and_estimated_calls(
 ) -> None:
     tracer, dashboard = stack
     exported: list[TraceRecord] = []
-    tracer.add_exporter(exported.append)
+    tracer.add_exporter(exported.append, sync=True)
     with tracer.start_trace("q", attributes={"user.id": "alice"}):
         with tracer.start_span("FunctionAgent.run", SpanKind.AGENT, {"agent.name": "planner"}):
             with tracer.start_span("call", SpanKind.LLM):

@@ -283,6 +283,8 @@ class ObservabilityDashboard:
     be larger (traces finished before the dashboard was attached, sampled-out traces).
     """
 
+    queued = True  # record_trace only queues: a tracer calls it directly
+
     def __init__(
         self,
         tracer: Any = None,

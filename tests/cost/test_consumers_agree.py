@@ -34,7 +34,7 @@ class Consumers:
         for processor in (self.cost, self.by_agent, self.by_model):
             self.tracer.add_span_processor(processor)
         self.tracer.add_exporter(self.dashboard.record_trace)
-        self.tracer.add_exporter(self.traces.append)
+        self.tracer.add_exporter(self.traces.append, sync=True)
 
     def calls(self) -> dict[str, int]:
         summary = self.dashboard.get_summary()

@@ -377,7 +377,7 @@ def test_raise_mode_stops_the_next_llm_span_of_that_user_only() -> None:
     budget = BudgetAlert(budget_limit=1.0, period="daily", key="user", mode="raise", clock=clock)
     tracer = Tracer()
     exported: list[TraceRecord] = []
-    tracer.add_exporter(exported.append)
+    tracer.add_exporter(exported.append, sync=True)
     tracer.add_span_processor(budget)
 
     llm_call(tracer, 0.6, user="alice")

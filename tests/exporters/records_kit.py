@@ -29,7 +29,7 @@ def good_traces(count: int, tracer: Tracer | None = None) -> list[TraceRecord]:
     """``count`` finished traces (an agent span and an LLM call each) from a real tracer."""
     tracer = tracer or Tracer("good-svc")
     traces: list[TraceRecord] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     for i in range(count):
         with tracer.start_span(f"good-{i}", SpanKind.AGENT, {"agent.name": "planner"}):
             with tracer.start_span("chat", SpanKind.LLM) as llm:

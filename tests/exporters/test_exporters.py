@@ -33,7 +33,7 @@ from agentos_obs.tracing import SpanKind, Trace, Tracer, TraceRecord
 
 def agent_trace(tracer: Tracer, name: str = "research", payload: str = "") -> Trace:
     traces: list[Trace] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     with tracer.start_trace(name, attributes={"user.id": "u1"}):
         with tracer.start_span("planner", SpanKind.AGENT) as agent:
             agent.set_attribute("payload", payload)
@@ -209,7 +209,7 @@ def test_exporters_refuse_what_is_not_a_finished_trace(tracer: Tracer, tmp_path:
 
 def test_console_prints_the_span_tree_with_usage_and_errors(tracer: Tracer) -> None:
     stream = io.StringIO()
-    tracer.add_exporter(ConsoleExporter(stream, color=False))
+    tracer.add_exporter(ConsoleExporter(stream, color=False), sync=True)
     trace = agent_trace(tracer)
     tracer.remove_exporter(tracer.exporters[0])
     ConsoleExporter(stream, color=False).export(trace)
@@ -236,7 +236,7 @@ def test_console_marks_unpriced_calls_and_colours_on_request(tracer: Tracer) -> 
 
 def test_console_handles_deep_and_wide_traces(tracer: Tracer) -> None:
     traces: list[Trace] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     scopes = []
     for i in range(1500):
         scope = tracer.start_span(f"level-{i}", SpanKind.CHAIN)
@@ -252,7 +252,7 @@ def test_console_handles_deep_and_wide_traces(tracer: Tracer) -> None:
 
 def test_console_shows_failed_calls_and_wrapped_usage_from_the_records(tracer: Tracer) -> None:
     traces: list[TraceRecord] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     with tracer.start_span("achat", SpanKind.LLM) as outer:
         with tracer.start_span("chat", SpanKind.LLM) as inner:
             tracer.record_usage(inner, model="gpt-4o", input_tokens=10, output_tokens=2)
@@ -273,7 +273,7 @@ def test_console_shows_failed_calls_and_wrapped_usage_from_the_records(tracer: T
 
 def test_console_neutralises_terminal_escapes(tracer: Tracer) -> None:
     traces: list[TraceRecord] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     title, clear = "\x1b]0;pwned\x07", "\x1b[2J\x1b[H"
     with tracer.start_trace(f"job{title}", {"user.id": f"u{clear}"}):
         try:
@@ -292,7 +292,7 @@ def test_console_neutralises_terminal_escapes(tracer: Tracer) -> None:
 def test_console_defaults_to_stdout_at_export_time(
     tracer: Tracer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tracer.add_exporter(ConsoleExporter())
+    tracer.add_exporter(ConsoleExporter(), sync=True)
     with tracer.start_span("hello", SpanKind.CHAIN):
         pass
     tracer.force_flush()  # in case the tracer runs exporters off its thread

@@ -57,7 +57,7 @@ def exporter_for(receiver: OTLPReceiver, **kw: Any) -> OTLPExporter:
 def run_pipeline(tracer: Tracer) -> tuple[Trace, dict[str, Span]]:
     """A research agent: LLM call, failing tool, retrieval, embedding."""
     traces: list[Trace] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     spans: dict[str, Span] = {}
     with tracer.start_trace("research", {"user.id": "u-42", "session.id": "sess-7"}):
         with tracer.start_span("planner", SpanKind.AGENT, {"agent.name": "planner"}) as agent:

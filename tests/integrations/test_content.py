@@ -63,7 +63,7 @@ def test_secrets_never_reach_captured_content() -> None:
     assert decoded["client"] == "<Client>"
     assert decoded["url"] == "https://host/v1?key=[REDACTED]&page=2"
     header = to_text(f"Authorization: Bearer {KEY}", 100)
-    assert KEY not in header and header.startswith("Authorization: [REDACTED]")
+    assert KEY not in header and header.startswith("Authorization: Bearer [REDACTED]")
 
 
 def test_content_is_valid_json_whatever_the_values() -> None:

@@ -28,7 +28,7 @@ class Run:
         self.tracer = Tracer("test", pricing=NoPrices())  # type: ignore[arg-type]
         self.tracer.add_span_processor(SpanMetricsProcessor(self.registry))
         self.traces: list[TraceRecord] = []
-        self.tracer.add_exporter(self.traces.append)
+        self.tracer.add_exporter(self.traces.append, sync=True)
 
     def value(self, name: str, **labels: str) -> float:
         metric = self.registry.get(name)

@@ -83,6 +83,7 @@ def test_exporters_that_raise(lenient: None) -> None:
     stack.tracer.add_exporter(exporter)  # after the broken one: must still get all
     answers = run_app(AgentOSCallbackHandler(tracer=stack.tracer))
     assert answers == expected_answers()
+    stack.tracer.force_flush()  # the user's exporter runs on its own thread, behind a queue
     assert len(calls) == len(exporter.traces) == len(QUESTIONS)
     assert testing.failure_counts() == {"exporter:test_exporters_that_raise.<locals>.broken": 12}
     assert stack.dashboard.get_summary()["trace_count"] == len(QUESTIONS)

@@ -335,7 +335,7 @@ def test_credentials_in_error_messages_are_redacted() -> None:
 
     tracer = Tracer("security")
     traces: list[Trace] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     model = FakeChatModel(error=ModelFailure(f"Incorrect API key provided: {API_KEY}"))
     with pytest.raises(ModelFailure):
         model.invoke("hi", config={"callbacks": [AgentOSCallbackHandler(tracer=tracer)]})

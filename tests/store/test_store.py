@@ -37,7 +37,7 @@ def store(tmp_path: Path) -> Any:
 
 def collect(tracer: Tracer) -> list[TraceRecord]:
     traces: list[TraceRecord] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     return traces
 
 

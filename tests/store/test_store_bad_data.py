@@ -24,7 +24,7 @@ BASE = 1_700_000_000 * NS
 def good_traces(count: int) -> list[TraceRecord]:
     tracer = Tracer("app")
     traces: list[TraceRecord] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     for i in range(count):
         with tracer.start_span(f"good-{i}", SpanKind.AGENT):
             with tracer.start_span("chat", SpanKind.LLM) as llm:

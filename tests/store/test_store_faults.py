@@ -27,7 +27,7 @@ from agentos_obs.tracing import SpanKind, Tracer, TraceRecord
 
 def make_traces(tracer: Tracer, count: int, prefix: str) -> list[TraceRecord]:
     traces: list[TraceRecord] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     for i in range(count):
         with tracer.start_span(f"{prefix}-{i}", SpanKind.AGENT):
             with tracer.start_span("tool", SpanKind.TOOL):

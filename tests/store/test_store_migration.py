@@ -206,7 +206,7 @@ def test_new_traces_merge_into_an_upgraded_file(tmp_path: Path) -> None:
     write_v1_file(path)
     tracer = Tracer("new-svc")
     traces: list[TraceRecord] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     part = tracer.begin_span("worker", SpanKind.AGENT, trace_id=T1, parent_id="a1")
     chat = tracer.begin_span(
         "chat", SpanKind.LLM, parent=part, attributes={"llm.request_model": "gpt-4o"}

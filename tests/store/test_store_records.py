@@ -171,7 +171,7 @@ def test_every_call_counts_and_each_cost_status_is_summed(
     the record's own rollup."""
     tracer = Tracer("svc", pricing=FixedPricing())  # type: ignore[arg-type]
     traces: list[TraceRecord] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     tracer.add_exporter(store)
     with tracer.start_trace("mixed", attributes={"user.id": "ann"}):
         with tracer.start_span("planner", SpanKind.AGENT, {"agent.name": "planner"}):
@@ -237,7 +237,7 @@ def chain_trace(depth: int) -> TraceRecord:
     bottom, inside an agent at the top, sealed by a real tracer."""
     tracer = Tracer("deep", pricing=FixedPricing())  # type: ignore[arg-type]
     traces: list[TraceRecord] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     top = tracer.begin_span("top", SpanKind.AGENT, attributes={"agent.name": "deep-agent"})
     chain = [top]
     for i in range(depth - 2):

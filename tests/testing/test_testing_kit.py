@@ -149,7 +149,7 @@ def test_counters_strict_mode_and_reset(tracer: Tracer) -> None:
     def broken(trace: object) -> None:
         raise RuntimeError("exporter bug")
 
-    tracer.add_exporter(broken)
+    tracer.add_exporter(broken, sync=True)
     assert kit.is_strict()  # the suite's default
     with pytest.raises(RuntimeError, match="exporter bug"):
         with tracer.start_span("strict"):

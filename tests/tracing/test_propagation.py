@@ -31,7 +31,7 @@ TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
 
 def collect(tracer: Tracer) -> list[Trace]:
     traces: list[Trace] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     return traces
 
 

@@ -28,7 +28,7 @@ def tracer() -> Tracer:
 
 def _collect(tracer: Tracer) -> list[TraceRecord]:
     got: list[TraceRecord] = []
-    tracer.add_exporter(got.append)
+    tracer.add_exporter(got.append, sync=True)
     return got
 
 

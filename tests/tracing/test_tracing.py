@@ -32,7 +32,7 @@ SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
 
 def collect(tracer: Tracer) -> list[Trace]:
     traces: list[Trace] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     return traces
 
 
@@ -295,8 +295,8 @@ def test_failing_exporter_is_logged_once_counted_and_not_raised(
     def broken(trace: Trace) -> None:
         raise RuntimeError("exporter down")
 
-    tracer.add_exporter(broken)
-    tracer.add_exporter(calls.append)
+    tracer.add_exporter(broken, sync=True)
+    tracer.add_exporter(calls.append, sync=True)
     with caplog.at_level(logging.WARNING, logger="agentos_obs"):
         for _ in range(3):
             with tracer.start_span("a"):
@@ -311,7 +311,7 @@ def test_failing_exporter_raises_in_strict_mode(tracer: Tracer) -> None:
     def broken(trace: Trace) -> None:
         raise RuntimeError("exporter down")
 
-    tracer.add_exporter(broken)
+    tracer.add_exporter(broken, sync=True)
     with pytest.raises(RuntimeError, match="exporter down"), tracer.start_span("a"):
         pass
 
@@ -499,3 +499,38 @@ def test_noop_tracer_context_managers_work_and_record_nothing() -> None:
         tracer.record_tool_call("t", True, 1.0)
     assert isinstance(span, Span) and isinstance(trace, Trace)
     assert traces == [] and current_span() is None
+
+
+def test_a_hanging_user_exporter_never_blocks_the_app(tracer: Tracer, lenient: None) -> None:
+    release = threading.Event()
+    seen: list[str] = []
+
+    def hangs(trace: Trace) -> None:
+        release.wait(10)
+        seen.append(trace.trace_id)
+
+    tracer.add_exporter(hangs)  # default: off the caller's thread, behind a bounded queue
+    started = time.perf_counter()
+    for _ in range(5):
+        with tracer.start_span("a"):
+            pass
+    assert time.perf_counter() - started < 5  # five traces ended while the exporter hangs
+    assert seen == []
+    release.set()
+    tracer.force_flush()
+    assert len(seen) == 5
+
+
+def test_a_full_user_exporter_queue_drops_and_counts(lenient: None) -> None:
+    from agentos_obs.exporters import QueuedExporter
+
+    release = threading.Event()
+    queued = QueuedExporter(lambda trace: release.wait(10), name="exporter:stuck", max_queue=2)
+    tracer = Tracer("drops")
+    tracer.add_exporter(queued)
+    for _ in range(10):
+        with tracer.start_span("a"):
+            pass
+    release.set()
+    tracer.force_flush()
+    assert testing.dropped_counts().get("exporter:stuck", 0) >= 7

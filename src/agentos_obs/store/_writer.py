@@ -156,6 +156,8 @@ class SQLiteStore:
             ``retention_interval_s`` (see :meth:`retention`).
     """
 
+    queued = True  # export() only queues for the writer thread: a tracer calls it directly
+
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,

@@ -18,6 +18,8 @@ class InMemoryExporter:
     found instead, so a test fails with a readable message.
     """
 
+    queued = True  # export() only appends: a tracer calls it on the ending thread
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._traces: list[Trace] = []

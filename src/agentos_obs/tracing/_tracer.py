@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import agentos_obs.attributes as attr
+from agentos_obs._internal.batching import QueuedExporter
 from agentos_obs._internal.guard import report
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
 from agentos_obs.tracing._ids import new_trace_id
@@ -151,6 +152,12 @@ class SpanProcessor(Protocol):
 Exporter = Callable[[TraceRecord], Any]
 
 
+def _never_blocks(exporter: object, fn: Callable[..., Any]) -> bool:
+    """True when the exporter says ``queued = True``: its export only hands the trace on."""
+    owner = getattr(fn, "__self__", None)  # dashboard.record_trace: ask the dashboard
+    return bool(getattr(exporter, "queued", False) or getattr(owner, "queued", False))
+
+
 def _component_name(obj: object) -> str:
     name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     return str(name)
@@ -237,6 +244,7 @@ class Tracer:
         self._pricing = pricing
         self._exporters: list[Exporter] = []
         self._exporter_objects: list[object] = []
+        self._exporter_runners: list[object] = []  # what flush/shutdown reach: a queue or it
         self._processors: list[object] = []
         self._on_start: list[Callable[[Span], None]] = []
         self._on_end: list[Callable[[SpanRecord], None]] = []
@@ -266,8 +274,18 @@ class Tracer:
     def pricing(self, catalog: PriceCatalog) -> None:
         self._pricing = catalog
 
-    def add_exporter(self, exporter: Exporter | object) -> None:
-        """Add ``fn(trace)`` (or an object with ``export(trace)``) called at every trace end."""
+    def add_exporter(self, exporter: Exporter | object, *, sync: bool = False) -> None:
+        """Add ``fn(trace)`` (or an object with ``export(trace)``), called with the
+        :class:`TraceRecord` of every trace that ends.
+
+        An exporter that may block (your own function, a network call) runs on a background
+        thread behind a bounded queue (:class:`~agentos_obs.exporters.QueuedExporter`), so a
+        slow or hung one never holds up the app; traces it cannot keep up with are dropped
+        and counted. Exporters that never block say so with ``queued = True`` (the store,
+        OTLP, JSONL, the dashboard, the testing kit's ``InMemoryExporter``) and are called
+        directly. ``sync=True`` calls any exporter on the thread that ended the trace (tests
+        that read right after a run).
+        """
         fn: Exporter
         if callable(exporter):
             fn = exporter
@@ -277,19 +295,37 @@ class Tracer:
             raise ConfigurationError(
                 f"exporter must be callable as fn(trace) or have export(trace), got {exporter!r}"
             )
+        runner: object = exporter
+        if not sync and not _never_blocks(exporter, fn):
+            queued = QueuedExporter(exporter, name=f"exporter:{_component_name(fn)}")
+            fn, runner = queued.export, queued
         with self._lock:
             self._exporters = [*self._exporters, fn]
             self._exporter_objects = [*self._exporter_objects, exporter]
+            self._exporter_runners = [*self._exporter_runners, runner]
 
     def remove_exporter(self, exporter: Exporter | object) -> None:
         with self._lock:
-            pairs = [
-                (f, o)
-                for f, o in zip(self._exporters, self._exporter_objects, strict=True)
-                if o is not exporter and f != exporter
+            kept = [
+                (f, o, r)
+                for f, o, r in zip(
+                    self._exporters, self._exporter_objects, self._exporter_runners, strict=True
+                )
+                if o is not exporter and o != exporter
             ]
-            self._exporters = [f for f, _ in pairs]
-            self._exporter_objects = [o for _, o in pairs]
+            removed = [
+                r
+                for _, o, r in zip(
+                    self._exporters, self._exporter_objects, self._exporter_runners, strict=True
+                )
+                if o is exporter or o == exporter
+            ]
+            self._exporters = [f for f, _, _ in kept]
+            self._exporter_objects = [o for _, o, _ in kept]
+            self._exporter_runners = [r for _, _, r in kept]
+        for runner in removed:
+            if isinstance(runner, QueuedExporter):
+                runner.close()
 
     @property
     def exporters(self) -> list[object]:
@@ -745,7 +781,7 @@ class Tracer:
 
     def _call_each(self, method_names: tuple[str, ...], label: str) -> None:
         """Call the first of ``method_names`` each exporter/processor has; never raise."""
-        for obj in list(self._exporter_objects) + list(self._processors):
+        for obj in list(self._exporter_runners) + list(self._processors):
             target = obj.__self__ if hasattr(obj, "__self__") else obj  # bound fn(trace)
             method = next(
                 (m for name in method_names if callable(m := getattr(target, name, None))),

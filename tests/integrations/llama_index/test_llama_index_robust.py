@@ -66,7 +66,7 @@ def test_instrument_twice_attaches_once_and_uninstrument_restores(
     span_before, event_before = list(root.span_handlers), list(root.event_handlers)
     tracer = Tracer()
     traces: list[Any] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
 
     first = instrument(tracer=tracer)
     second = instrument(tracer=tracer)
@@ -103,8 +103,8 @@ def test_instrument_switches_tracer_without_a_second_handler(index: VectorStoreI
     a, b = Tracer(), Tracer()
     got_a: list[Any] = []
     got_b: list[Any] = []
-    a.add_exporter(got_a.append)
-    b.add_exporter(got_b.append)
+    a.add_exporter(got_a.append, sync=True)
+    b.add_exporter(got_b.append, sync=True)
     try:
         instrument(tracer=a)
         instrument(tracer=b)
@@ -118,7 +118,7 @@ def test_instrument_switches_tracer_without_a_second_handler(index: VectorStoreI
 def test_uninstrument_closes_only_our_open_spans() -> None:
     tracer = Tracer()
     traces: list[Any] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     foreign = SimpleSpanHandler()
     root = get_dispatcher()
     root.add_span_handler(foreign)
@@ -160,7 +160,7 @@ def test_bad_configuration_is_rejected_at_set_up() -> None:
 def test_handlers_on_a_private_dispatcher_and_its_shutdown() -> None:
     tracer = Tracer()
     traces: list[Any] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     handler = AgentOSSpanHandler(tracer=tracer)
     private = Dispatcher(
         name="agentos_test_private",
@@ -477,7 +477,7 @@ def test_budget_in_raise_mode_cannot_stop_llama_index_and_says_so(
 
     tracer = Tracer()
     traces: list[Any] = []
-    tracer.add_exporter(traces.append)
+    tracer.add_exporter(traces.append, sync=True)
     budget = BudgetAlert(budget_limit=1e-9, mode="raise")
     tracer.add_span_processor(budget)
     engine = index.as_query_engine(llm=UsageLLM())
@@ -506,7 +506,7 @@ def test_no_tracer_reports_to_the_default_stack_resolved_late(index: VectorStore
         reset_stack()
         stack = get_stack()
         traces: list[Any] = []
-        stack.tracer.add_exporter(traces.append)
+        stack.tracer.add_exporter(traces.append, sync=True)
         index.as_query_engine(llm=UsageLLM()).query(QUESTION)
     finally:
         uninstrument()
