@@ -24,6 +24,7 @@ __all__ = [
     "LLM_TIME_TO_FIRST_TOKEN_MS",
     "LLM_UNPRICED",
     "LLM_USAGE_ESTIMATED",
+    "LLM_WRAPPER",
     "OUTPUT_VALUE",
     "RETRIEVAL_DOCUMENTS",
     "RETRIEVAL_DOCUMENT_COUNT",
@@ -55,6 +56,8 @@ LLM_TIME_TO_FIRST_TOKEN_MS = "llm.time_to_first_token_ms"
 LLM_LATENCY_MS = "llm.latency_ms"  # caller-measured latency given to record_llm_call
 LLM_UNPRICED = "llm.cost.unpriced"  # True when no price was known for the model
 LLM_USAGE_ESTIMATED = "llm.usage.estimated"  # True when tokens were estimated, not reported
+# True on an LLM span that wraps a call counted on another span (not a call of its own)
+LLM_WRAPPER = "agentos.llm.wrapper"
 LLM_INPUT_MESSAGES = "llm.input_messages"  # content capture only
 LLM_OUTPUT_MESSAGES = "llm.output_messages"  # content capture only
 

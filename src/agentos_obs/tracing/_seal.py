@@ -104,7 +104,11 @@ def seal(span: Span, duration_ms: float, end_time: int) -> SpanRecord:
             _token_count(span.cache_write_tokens, "cache_write_tokens", repaired),
             _token_count(span.reasoning_tokens, "reasoning_tokens", repaired),
         )
-    llm_call = not span.call_below and (carries_usage or span.kind is SpanKind.LLM)
+    # Innermost wins: a span is not the call when a descendant carries usage (known when the
+    # usage is recorded) or was sealed as a call (known when it ended).
+    llm_call = not (span.call_below or span.usage_below) and (
+        carries_usage or (span.kind is SpanKind.LLM and not span.attributes.get(attr.LLM_WRAPPER))
+    )
     cost_status: CostStatus | None = None
     model = provider = None
     if llm_call:

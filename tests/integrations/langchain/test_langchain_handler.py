@@ -152,7 +152,7 @@ def _assert_streamed_llm(exporter: InMemoryExporter) -> None:
     assert llm.attributes[attr.LLM_STREAMING] is True
     ttft = llm.attributes[attr.LLM_TIME_TO_FIRST_TOKEN_MS]
     assert isinstance(ttft, float) and 0 <= ttft <= llm.duration_ms
-    assert llm.events == []  # no per-token events
+    assert llm.events == ()  # no per-token events
     assert exporter.trace.usage_totals()["input_tokens"] == 12
 
 
@@ -366,7 +366,7 @@ def test_retriever_span_counts_documents(
     span = exporter.span("FakeRetriever")
     assert span.kind is SpanKind.RETRIEVAL
     assert span.attributes[attr.RETRIEVAL_DOCUMENT_COUNT] == 2
-    assert span.attributes[attr.RETRIEVAL_TOP_SCORES] == [0.9, 0.4]
+    assert span.attributes[attr.RETRIEVAL_TOP_SCORES] == (0.9, 0.4)
     assert attr.RETRIEVAL_DOCUMENTS not in span.attributes  # content capture is off
     assert attr.RETRIEVAL_QUERY not in span.attributes
 
@@ -418,9 +418,9 @@ def test_user_and_session_on_root_span_and_trace_tags_kept(
     assert (root.attributes[attr.USER_ID], root.attributes[attr.SESSION_ID]) == ("alice", "s-9")
     assert (trace.user_id, trace.session_id) == ("alice", "s-9")
     assert trace.attributes[attr.USER_ID] == "alice"
-    assert root.attributes[attr.TAGS] == ["prod"]
+    assert root.attributes[attr.TAGS] == ("prod",)
     # Children carry user tags, never LangChain's positional ones.
-    assert exporter.span("FakeChatModel").attributes[attr.TAGS] == ["prod"]
+    assert exporter.span("FakeChatModel").attributes[attr.TAGS] == ("prod",)
     assert not any(attr.USER_ID in s.attributes for s in trace.spans if s is not root)
 
 
@@ -625,7 +625,7 @@ def test_runs_nest_under_active_agentos_span(
         lcel().invoke({"q": "b"}, config={"callbacks": [handler]})
 
     trace = exporter.trace
-    assert trace.root_span is planner
+    assert trace.root_span is planner.record
     assert [c.name for c in planner.children] == ["RunnableSequence", "RunnableSequence"]
     assert all(s.trace_id == planner.trace_id for s in trace.spans)
     assert len(trace.spans) == 9

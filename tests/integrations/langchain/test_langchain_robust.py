@@ -131,7 +131,7 @@ def test_odd_llm_end_payloads(
     span = exporter.span("OddModel")
     assert span.ended and span.kind is SpanKind.LLM
     assert span.model_name == "gpt-4o-mini"  # from serialized kwargs
-    assert span.attributes[attr.TAGS] == ["ok"]
+    assert span.attributes[attr.TAGS] == ("ok",)
     assert span.attributes[attr.USER_ID] == "['a']"
     if isinstance(payload, LLMResult) and payload.llm_output and "usage" in payload.llm_output:
         assert (span.input_tokens, span.output_tokens) == (3, 4)

@@ -97,7 +97,7 @@ def test_retrieval_and_embedding_attributes(
     retrieve = by_name(trace, "VectorIndexRetriever.retrieve")[0]
     assert retrieve.attributes[attr.RETRIEVAL_DOCUMENT_COUNT] == 3
     scores = retrieve.attributes[attr.RETRIEVAL_TOP_SCORES]
-    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert len(scores) == 3 and list(scores) == sorted(scores, reverse=True)
     assert attr.RETRIEVAL_QUERY not in retrieve.attributes  # content capture is off
     embed = by_name(trace, "MockEmbedding.get_query_embedding")[0]
     assert embed.attributes["embedding.model_name"] == "text-embedding-3-small"

@@ -95,7 +95,7 @@ def test_direct_stream_span_stays_open_until_the_stream_ends(
 
     assert len(pieces) > 1
     trace = exporter.trace
-    assert trace.root_span is span and span.ended
+    assert trace.root_span is span.record and span.ended
     assert span.total_tokens == PER_CALL
     assert span.status is SpanStatus.OK
 

@@ -136,6 +136,7 @@ def _record_response(bridge: SpanEnds, state: SpanState, span: Span, response: A
         # A wrapper of a call whose usage is already on another span: remember this response
         # too, so a wrapper of the wrapper is recognised as well.
         bridge.remember_counted(response)
+        span.set_attribute(attr.LLM_WRAPPER, True)  # not a call of its own
         if model and not span.model_name:
             span.model_name = model
         return
