@@ -14,7 +14,7 @@ a failed call included), tokens and cost come from the calls whose usage counts
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,7 +131,10 @@ def _row(raw: sqlite3.Row) -> dict[str, Any]:
     return row
 
 
-def _totals(raw: sqlite3.Row) -> dict[str, Any]:
+_TOTALLED = ("calls", "cost_usd", "unpriced", "no_usage", "estimated", *_TOKENS)
+
+
+def _totals(raw: Mapping[str, Any]) -> dict[str, Any]:
     totals = {
         "calls": int(raw["calls"] or 0),
         "cost_usd": float(raw["cost_usd"] or 0.0),
@@ -183,11 +186,13 @@ def breakdown_page(
     trace_columns: Collection[str],
     limit: int | None = None,
     offset: int = 0,
+    with_latency: bool = True,
 ) -> Breakdown:
     """Groups ``offset`` .. ``offset + limit`` (all when ``limit`` is None) by cost, then
     runs, then key (``day``: by date), with the number of groups and their totals.
 
-    ``window`` is an SQL condition on ``start_time`` and its parameters.
+    ``window`` is an SQL condition on ``start_time`` and its parameters. Without
+    ``with_latency`` the percentiles stay None (one query less: ``/metrics`` needs none).
     """
     groups_sql, units_sql = _queries(by, span_columns, trace_columns)
     where, params = window
@@ -195,20 +200,27 @@ def breakdown_page(
     groups = groups_sql.format(time=time_sql)
     units = units_sql.format(time=time_sql)
     order = "key" if by == "day" else "cost_usd DESC, runs DESC, key"
+    summed = ", ".join(f"TOTAL({c}) OVER () AS all_{c}" for c in _TOTALLED)
+    # One grouping pass: the totals over every group ride along each row of the page.
     page = conn.execute(
-        f"SELECT * FROM ({groups}) ORDER BY {order} LIMIT ? OFFSET ?",
+        f"SELECT *, COUNT(*) OVER () AS all_rows, {summed} FROM ({groups}) "
+        f"ORDER BY {order} LIMIT ? OFFSET ?",
         [*params, -1 if limit is None else int(limit), int(offset)],
     ).fetchall()
+    if page:
+        first = page[0]
+        total_rows = int(first["all_rows"])
+        totals = _totals({c: first[f"all_{c}"] for c in _TOTALLED})
+    else:  # past the last group (or none): the totals alone
+        raw = conn.execute(
+            f"SELECT COUNT(*) AS all_rows, "
+            f"{', '.join(f'TOTAL({c}) AS {c}' for c in _TOTALLED)} FROM ({groups})",
+            params,
+        ).fetchone()
+        total_rows = int(raw["all_rows"])
+        totals = _totals({c: raw[c] for c in _TOTALLED})
     rows = [_row(raw) for raw in page]
-    summed = ", ".join(f"TOTAL({c}) AS {c}" for c in _TOKENS)
-    total = conn.execute(
-        f"SELECT COUNT(*) AS n, TOTAL(calls) AS calls, TOTAL(cost_usd) AS cost_usd, "
-        f"TOTAL(unpriced) AS unpriced, TOTAL(no_usage) AS no_usage, "
-        f"TOTAL(estimated) AS estimated, {summed} FROM ({groups})",
-        params,
-    ).fetchone()
-    total_rows = int(total["n"])
-    every_group = offset == 0 and len(rows) == total_rows
-    if rows:
+    if rows and with_latency:
+        every_group = offset == 0 and len(rows) == total_rows
         _put_percentiles(conn, units, params, rows, every_group)
-    return Breakdown(rows=rows, total_rows=total_rows, totals=_totals(total))
+    return Breakdown(rows=rows, total_rows=total_rows, totals=totals)

@@ -77,18 +77,14 @@ def budget_window(period: str, now: float) -> tuple[datetime, datetime]:
     return start, start.replace(month=start.month + 1)
 
 
-def _cursor(text: str | None) -> tuple[int, str] | None:
-    """A span page cursor ``"<start_time>:<span_id>"`` (what ``next`` said)."""
+def _cursor(text: str | None) -> int | None:
+    """A span page cursor (what the last answer's ``next`` said): a position in the store."""
     if not text:
         return None
-    start, sep, span_id = text.partition(":")
-    try:
-        value = int(start)
-    except ValueError:
-        value = None
-    if not sep or not span_id or value is None or not -(2**63) <= value < 2**63:
-        raise InvalidQuery(f"invalid span cursor {text!r}: pass the 'next' of the last answer")
-    return value, span_id
+    value = int(text) if text.isdigit() and len(text) <= 19 else -1
+    if not 0 <= value < 2**63:
+        raise InvalidQuery(f"invalid span cursor {text[:40]!r}: pass the 'next' of the last answer")
+    return value
 
 
 class StoreReader:
@@ -107,6 +103,7 @@ class StoreReader:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._columns: dict[str, frozenset[str]] = {}
+        self._span_indexes: frozenset[str] | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -227,6 +224,7 @@ class StoreReader:
         *,
         limit: int | None = None,
         offset: int = 0,
+        with_latency: bool = True,
     ) -> Breakdown:
         """Groups by ``model``, ``agent``, ``user`` or ``day``, a page at a time, with the
         number of groups and their totals (see :mod:`agentos_obs.store._breakdowns`)."""
@@ -242,6 +240,7 @@ class StoreReader:
             trace_columns=self.columns("traces"),
             limit=limit,
             offset=offset,
+            with_latency=with_latency,
         )
 
     def breakdown(
@@ -306,24 +305,39 @@ class StoreReader:
             return str(exact[0])
         return str(rows[0]["trace_id"]) if len(rows) == 1 else None
 
-    def _trace_row(self, trace_id: str) -> dict[str, Any] | None:
-        rows = self._sql(
-            "SELECT t.*, "
-            "(SELECT json_group_array(v) FROM (SELECT DISTINCT model_name AS v FROM spans "
-            f"WHERE trace_id = t.trace_id AND model_name IS NOT NULL LIMIT {_LIST_VALUES})) "
-            "AS models, "
-            "(SELECT json_group_array(v) FROM (SELECT DISTINCT agent_name AS v FROM spans "
-            "WHERE trace_id = t.trace_id AND kind = 'agent' AND agent_name IS NOT NULL "
-            f"LIMIT {_LIST_VALUES})) AS agents "
-            "FROM traces t WHERE t.trace_id = ?",
+    def _index_names(self) -> frozenset[str]:
+        """The indexes of the spans table in this store."""
+        if self._span_indexes is None:
+            rows = self._sql("SELECT name FROM pragma_index_list('spans')")
+            self._span_indexes = frozenset(str(r["name"]) for r in rows)
+        return self._span_indexes
+
+    def _names_in_trace(self, trace_id: str, column: str, kind: str | None, large: bool) -> Any:
+        """The distinct ``column`` values of a trace's spans (at most ``_LIST_VALUES``).
+
+        A large trace is read through the store's partial index on that column when it has
+        one (its size is the store's spans with a value, not the trace's spans); a small one
+        through its own spans.
+        """
+        index = {"model_name": "spans_by_model", "agent_name": "spans_by_agent"}[column]
+        hint = f" INDEXED BY {index}" if large and index in self._index_names() else ""
+        kind_sql = f" AND kind = '{kind}'" if kind else ""
+        return self._sql(
+            f"SELECT DISTINCT {column} AS v FROM spans{hint} WHERE trace_id = ?{kind_sql} "
+            f"AND {column} IS NOT NULL LIMIT {_LIST_VALUES}",
             (trace_id,),
         )
+
+    def _trace_row(self, trace_id: str, *, large: bool) -> dict[str, Any] | None:
+        rows = self._sql("SELECT * FROM traces WHERE trace_id = ?", (trace_id,))
         if not rows:
             return None
         data = dict(rows[0])
         data["attributes"] = json_column(data, "attributes", {})
-        data["models"] = sorted(str(v) for v in json_column(data, "models", []))
-        data["agents"] = sorted(str(v) for v in json_column(data, "agents", []))
+        models = self._names_in_trace(trace_id, "model_name", None, large)
+        agents = self._names_in_trace(trace_id, "agent_name", "agent", large)
+        data["models"] = sorted(str(r["v"]) for r in models)
+        data["agents"] = sorted(str(r["v"]) for r in agents)
         return data
 
     def trace(
@@ -331,36 +345,53 @@ class StoreReader:
     ) -> dict[str, Any] | None:
         """``{"trace", "spans", "span_total", "next"}``; a unique id prefix is enough.
 
-        ``spans`` in start order, at most ``limit`` (every span when None) after the cursor
-        ``after``; ``next`` is the cursor of the following page, None on the last one.
+        Every span in start order when ``limit`` is None. Else at most ``limit`` spans
+        after the cursor ``after``, in the order the store holds them (start order for the
+        spans of a trace written at once), and ``next``, the cursor of the following page
+        (None on the last). Each page costs the same however large the trace: it is a
+        range of the table's rowids, not a sort of the trace's spans.
         """
         cursor = _cursor(after)
         if limit is not None and not 1 <= limit <= MAX_SPAN_PAGE:
             raise InvalidQuery(f"span limit must be 1-{MAX_SPAN_PAGE:,}, got {limit}")
         full_id = self._trace_id(trace_id)
-        row = None if full_id is None else self._trace_row(full_id)
-        if full_id is None or row is None:
+        if full_id is None:
             return None
-        where, params = "trace_id = ?", [full_id]  # type: tuple[str, list[Any]]
-        if cursor is not None:
-            where += " AND (start_time > ? OR (start_time = ? AND span_id > ?))"
-            params += [cursor[0], cursor[0], cursor[1]]
-        rows = self._sql(
-            f"SELECT * FROM spans WHERE {where} ORDER BY start_time, span_id LIMIT ?",
-            [*params, -1 if limit is None else limit + 1],
-        )
-        more = limit is not None and len(rows) > limit
-        rows = rows[:limit] if limit is not None else rows
-        total = self._sql("SELECT COUNT(*) AS n FROM spans WHERE trace_id = ?", (full_id,))
+        extent = self._sql(
+            "SELECT MIN(rowid) AS lo, MAX(rowid) AS hi, COUNT(*) AS n FROM spans "
+            "WHERE trace_id = ?",
+            (full_id,),
+        )[0]
+        total = int(extent["n"])
+        row = self._trace_row(full_id, large=total > MAX_SPAN_PAGE)
+        if row is None:
+            return None
+        more = False
+        if limit is None:
+            rows = self._sql(
+                "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_time, rowid", (full_id,)
+            )
+        elif total == 0:
+            rows = []
+        else:
+            # NOT INDEXED: walk the trace's rowid range in the table itself (a page read)
+            # rather than every span of the trace through the trace_id index and a sort.
+            start = extent["lo"] - 1 if cursor is None else cursor
+            rows = self._sql(
+                "SELECT rowid AS store_position, * FROM spans NOT INDEXED "
+                "WHERE rowid > ? AND rowid <= ? AND trace_id = ? ORDER BY rowid LIMIT ?",
+                (start, extent["hi"], full_id, limit + 1),
+            )
+            more = len(rows) > limit
+            rows = rows[:limit]
         records = span_records(
             [dict(r) for r in rows], user_id=row.get("user_id"), session_id=row.get("session_id")
         )
-        last = rows[-1] if rows else None
         return {
             "trace": api_trace(row),
             "spans": [api_span(r) for r in records],
-            "span_total": int(total[0]["n"]),
-            "next": f"{last['start_time']}:{last['span_id']}" if more and last else None,
+            "span_total": total,
+            "next": str(rows[-1]["store_position"]) if more else None,
         }
 
     def trace_record(self, trace_id: str) -> TraceRecord | None:

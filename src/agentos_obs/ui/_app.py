@@ -123,7 +123,10 @@ def create_app(
         assert by is not None
         limit = int_param(request, "limit", BREAKDOWN_PAGE, 1, MAX_BREAKDOWN_PAGE)
         offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
-        page = reader.breakdown_page(by, **window(request), limit=limit, offset=offset)
+        bounds = window(request)
+        page = reader.breakdown_page(
+            by, bounds["since"], bounds["until"], limit=limit, offset=offset
+        )
         return {
             "by": by,
             "rows": page.rows,

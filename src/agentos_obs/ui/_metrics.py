@@ -36,7 +36,7 @@ _SUMMED = ("cost_usd", "calls", "unpriced_llm_calls", *(f"{t}_tokens" for t in _
 def _model_rows(reader: StoreReader, cap: int) -> dict[str, dict[str, float]]:
     """Per model label: the top ``cap`` models, and ``other`` for the rest (their totals
     minus the top models'), in one bounded page of the breakdown."""
-    page = reader.breakdown_page("model", limit=cap)
+    page = reader.breakdown_page("model", limit=cap, with_latency=False)
     labels: dict[str, dict[str, float]] = {}
 
     def add(label: str, row: dict[str, Any], sign: float = 1.0) -> None:
