@@ -59,11 +59,8 @@ def clamp_time(moment: datetime | None) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    try:
-        if moment < EARLIEST:
-            return EARLIEST
-        if moment > LATEST:
-            return LATEST
-    except OverflowError:  # an aware datetime whose UTC value is outside datetime's range
-        return EARLIEST if moment.year < 2000 else LATEST
+    if moment < EARLIEST:
+        return EARLIEST
+    if moment > LATEST:
+        return LATEST
     return moment
