@@ -17,8 +17,7 @@ from starlette.testclient import TestClient
 
 from agentos_obs.store import SQLiteStore, StoreReader
 from agentos_obs.tracing import SpanKind, Tracer, TracerConfig
-from agentos_obs.ui import create_app
-from agentos_obs.ui._budgets import parse_budget
+from agentos_obs.ui import create_app, parse_budget
 from agentos_obs.ui._security import COOKIE_NAME, is_loopback_host
 from conftest import require_binary
 

@@ -52,8 +52,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from agentos_obs.ui import create_app
-        from agentos_obs.ui._budgets import parse_budget
+        from agentos_obs.ui import create_app, parse_budget
         from agentos_obs.ui._security import is_loopback_host
     except ImportError:
         raise CLIError(
