@@ -58,14 +58,9 @@ from agentos_obs.tracing import (
     Trace,
     TraceRecord,
     UsageRollup,
-    union_ms,
 )
 
 __all__ = ["ObservabilityDashboard"]
-
-# Transitional: store/_reader.py still imports this name from here; it should import
-# agentos_obs.tracing.union_ms (remove this alias once it does).
-_union_ms = union_ms
 
 _SKETCH_BINS = 2048  # bounds each sketch's memory; the collapsed low end is below 1 µs at 1 %
 _DRAIN_INTERVAL_S = 0.2

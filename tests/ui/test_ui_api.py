@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from agentos_obs.store import SQLiteStore
-from agentos_obs.store._reader import StoreReader, parse_budget
+from agentos_obs.store import SQLiteStore, StoreReader
 from agentos_obs.tracing import SpanKind, Tracer, TracerConfig
-from agentos_obs.ui import create_app
+from agentos_obs.ui import create_app, parse_budget
 from agentos_obs.ui._security import COOKIE_NAME, is_loopback_host
 from conftest import require_binary
 

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import agentos_obs.attributes as attr
 from agentos_obs.store import SQLiteStore
 from agentos_obs.tracing import SpanKind, Tracer, TracerConfig
 from conftest import require_binary
+from store_fixtures import fill_store
 
 needs_browser = pytest.mark.browser
 
@@ -102,8 +104,9 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(db: Path) -> Iterator[str]:
+@contextmanager
+def serving(db: Path) -> Iterator[str]:
+    """``agentos-obs ui`` on a free port over ``db``; yields its URL."""
     process = subprocess.Popen(
         [sys.executable, "-m", "agentos_obs", "ui", "--db", str(db), "--port", "0",
          "--auth-token", TOKEN, "--budget", "0.01/day"],
@@ -127,6 +130,12 @@ def server(db: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def server(db: Path) -> Iterator[str]:
+    with serving(db) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = require_binary("chromium")
     from playwright.sync_api import sync_playwright
@@ -137,8 +146,9 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Any, server: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+def open_page(browser: Any, server: str) -> Any:
+    """A page logged in with the token once in the URL (the server sets a cookie and
+    redirects to the bare page); its errors and requests are recorded."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     opened = context.new_page()
     errors: list[str] = []
@@ -146,17 +156,22 @@ def page(browser: Any, server: str, request: pytest.FixtureRequest) -> Iterator[
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
     opened.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     opened.on("request", lambda req: requests.append(req.url))
-    # The token once in the URL: the server sets a cookie and redirects to the bare page.
     opened.goto(f"{server}?token={TOKEN}")
     opened.wait_for_selector("#kpi-traces")
     assert opened.url == server
     opened.errors = errors
     opened.requests = requests
+    return opened
+
+
+@pytest.fixture
+def page(browser: Any, server: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    opened = open_page(browser, server)
     yield opened
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
-    assert not errors, errors
+    opened.context.close()
+    assert not opened.errors, opened.errors
 
 
 @pytest.fixture(scope="module")
@@ -303,6 +318,39 @@ def test_token_is_required_in_the_browser(browser: Any, server: str) -> None:
     assert response is not None and response.status == 401
     assert "token" in anonymous.inner_text("body")
     context.close()
+
+
+BIG_TRACE = 12_500  # spans: 2,000 at once, to 10,000 in the background, then on request
+
+
+@needs_browser
+def test_a_large_trace_loads_progressively(browser: Any, tmp_path: Path) -> None:
+    def build(tracer: Tracer) -> None:
+        root = tracer.begin_span("big_trace", SpanKind.AGENT, use_context=False)
+        for i in range(BIG_TRACE - 1):
+            tracer.end_span(tracer.begin_span(f"step {i}", SpanKind.TOOL, parent=root))
+        tracer.end_span(root)
+
+    db = tmp_path / "big.db"
+    (trace,) = fill_store(db, build)
+    with serving(db) as url:
+        opened = open_page(browser, url)
+        try:
+            opened.goto(url + f"#/trace/{trace.trace_id}")
+            rows = opened.locator("#waterfall .wf-row")
+            more = opened.locator("#waterfall-more")
+            expect(rows).to_have_count(10_000, timeout=120_000)
+            expect(more).to_contain_text(f"Showing 10,000 of {BIG_TRACE:,} spans")
+            assert "12,500" in text(opened, ".trace-meta")
+            opened.click("#load-more-spans")
+            expect(rows).to_have_count(BIG_TRACE, timeout=120_000)
+            expect(more).to_be_empty()
+            # every answer was one bounded page: no request asked for the whole trace
+            pages = [u for u in opened.requests if f"/api/traces/{trace.trace_id}" in u]
+            assert len(pages) == 7 and all("limit=2000" in u for u in pages)
+            assert not opened.errors, opened.errors
+        finally:
+            opened.context.close()
 
 
 def test_readme_screenshots_are_committed() -> None:

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import agentos_obs.attributes as attr
-from agentos_obs.cli._common import CLIError, console, write_json
+from agentos_obs.cli._common import CLIError, console, terminal_safe, write_json
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.store._reader import StoreReader, resolve_db_path
+from agentos_obs.store import StoreReader, resolve_db_path
 from agentos_obs.tracing._spans import SpanKind
 from agentos_obs.tracing._tracer import Tracer, TracerConfig
 
@@ -356,6 +356,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _print_report(out: Any, report: dict[str, Any]) -> None:
     from rich.rule import Rule
     from rich.table import Table
+    from rich.text import Text
 
     from agentos_obs.cli._render import breakdown_table, stages_table, summary_table, trace_tree
 
@@ -370,13 +371,17 @@ def _print_report(out: Any, report: dict[str, Any]) -> None:
     out.print(breakdown_table(report["by_agent"], "agent", title="Cost and tokens by agent"))
     out.print(stages_table(report["stages"], title="Latency by stage (inclusive and self time)"))
     db = report["db"]
-    out.print(f"\nStored {report['summary']['trace_count']} traces in [bold]{db}[/bold]")
+    count = report["summary"]["trace_count"]
+    out.print(Text.assemble(f"\nStored {count} traces in ", (terminal_safe(db), "bold")))
     # The default store needs no --db: `agentos-obs ui` alone finds it.
     db_flag = "" if Path(db) == resolve_db_path(None) else f" --db {shlex.quote(db)}"
     table = Table(box=None, show_header=False, pad_edge=False, title="Next:", title_justify="left")
     table.add_column(style="bold")
     table.add_column(style="dim")
-    table.add_row(f"agentos-obs ui{db_flag}", "the dashboard on http://127.0.0.1:8686/")
-    table.add_row(f"agentos-obs traces{db_flag}", "list traces; then agentos-obs traces show ID")
-    table.add_row(f"agentos-obs costs --as-model gpt-4o-mini{db_flag}", "the same calls re-priced")
+    for command, what in (
+        ("ui", "the dashboard on http://127.0.0.1:8686/"),
+        ("traces", "list traces; then agentos-obs traces show ID"),
+        ("costs --as-model gpt-4o-mini", "the same calls re-priced"),
+    ):
+        table.add_row(Text(terminal_safe(f"agentos-obs {command}{db_flag}")), what)
     out.print(table)

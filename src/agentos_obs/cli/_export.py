@@ -1,109 +1,36 @@
 """``export`` (stored traces to JSONL or an OTLP endpoint) and ``run -- cmd`` (zero-code
-instrumentation of a child process)."""
+instrumentation of a child process).
+
+Export reads the store back as :class:`~agentos_obs.tracing.TraceRecord` objects
+(:meth:`~agentos_obs.store.StoreReader.iter_trace_records`, keyset-paged, oldest first) and
+hands them to the same exporters live traces go through: ``JSONLExporter`` for a file,
+``OTLPExporter`` for an endpoint. Standard output gets the same JSON lines.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from agentos_obs.cli._common import CLIError, console
+from agentos_obs.cli._common import CLIError, console, json_text, terminal_safe
 from agentos_obs.errors import ConfigurationError
-from agentos_obs.store._reader import StoreReader, resolve_db_path
-from agentos_obs.tracing._spans import Span, SpanEvent, SpanKind, SpanStatus, Trace
+from agentos_obs.store import StoreReader, resolve_db_path
+from agentos_obs.tracing import TraceRecord
 
-__all__ = ["BOOTSTRAP_DIR", "cmd_export", "cmd_run", "trace_from_stored"]
+__all__ = ["BOOTSTRAP_DIR", "cmd_export", "cmd_run"]
 
 BOOTSTRAP_DIR = Path(__file__).parent / "_bootstrap"
-_PAGE = 200
-
-
-# -- stored rows back to Trace objects ---------------------------------------------------------
-def _enum(enum: Any, value: Any, default: Any) -> Any:
-    try:
-        return enum(value)
-    except ValueError:
-        return default
-
-
-def trace_from_stored(data: dict[str, Any]) -> Trace:
-    """Rebuild a finished :class:`Trace` from :meth:`SQLiteStore.get_trace`'s dict, with the
-    original ids, times, statuses, usage, attributes and events — what the exporters take."""
-    spans: list[Span] = []
-    by_id: dict[str, Span] = {}
-    for row in data.get("spans", []):
-        span = Span(
-            row.get("name") or "",
-            _enum(SpanKind, row.get("kind"), SpanKind.CHAIN),
-            span_id=row["span_id"],
-            parent_id=row.get("parent_id"),
-            trace_id=data["trace_id"],
-            attributes=dict(row.get("attributes") or {}),
-            start_time=int(row["start_time"]),
-        )
-        span.status = _enum(SpanStatus, row.get("status"), SpanStatus.OK)
-        # Durations come from the monotonic clock; here the stored duration is the truth.
-        span._start_mono = span.start_time
-        span._mark_ended(span.start_time + int(float(row.get("duration_ms") or 0.0) * 1e6))
-        span.model_name = row.get("model_name") or ""
-        span.provider = row.get("provider")
-        for field in (
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_write_tokens",
-            "reasoning_tokens",
-        ):
-            setattr(span, field, int(row.get(field) or 0))
-        span.cost_usd = row.get("cost_usd")
-        span._shadowed = span.has_usage and not row.get("counts_usage", True)
-        span.events = [
-            SpanEvent(e.get("name", ""), e.get("timestamp"), dict(e.get("attributes") or {}))
-            for e in row.get("events") or []
-            if isinstance(e, dict)
-        ]
-        spans.append(span)
-        by_id[span.span_id] = span
-    trace = Trace(data["trace_id"], name=data.get("name") or "")
-    trace.start_time = int(data["start_time"])
-    trace._start_mono = trace.start_time
-    trace._end_mono = trace.start_time + int(float(data.get("duration_ms") or 0.0) * 1e6)
-    trace.attributes = dict(data.get("attributes") or {})
-    for span in spans:
-        parent = by_id.get(span.parent_id or "")
-        span._trace = trace
-        if parent is not None and parent is not span:
-            span._parent = parent
-            parent.children.append(span)
-    trace.spans = spans
-    trace.root_span = by_id.get(data.get("root_span_id") or "") or (spans[0] if spans else None)
-    trace._root_done = True
-    trace._exported = True
-    return trace
-
-
-# -- export ------------------------------------------------------------------------------------
-def _stored_traces(reader: StoreReader, since: Any, until: Any) -> Iterator[dict[str, Any]]:
-    """Every trace of the window, oldest first, a page of ids at a time."""
-    offset = 0
-    while True:
-        page = reader.store.list_traces(
-            since=since, until=until, limit=_PAGE, offset=offset, descending=False
-        )
-        for row in page:
-            data = reader.store.get_trace(row["trace_id"])
-            if data is not None:
-                yield data
-        if len(page) < _PAGE:
-            return
-        offset += _PAGE
+# Exporters queue without blocking and drop beyond their queue: wait for them to catch up
+# every this many traces (below the smallest default queue, the OTLP exporter's 2048).
+_FLUSH_EVERY = 256
+_FLUSH_TIMEOUT_S = 60.0
 
 
 @contextmanager
@@ -128,8 +55,67 @@ def _progress(total: int, label: str) -> Iterator[Any]:
         yield lambda: progress.advance(task)
 
 
-class _OTLPSink:
+class _Sink:
+    """Where exported records go; ``close()`` returns how many were lost."""
+
+    where = ""
+
+    def export(self, record: TraceRecord) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Wait until what was handed over so far is written or sent."""
+
+    def close(self) -> int:
+        return 0
+
+
+class _StdoutSink(_Sink):
+    """JSON lines on standard output: one ``TraceRecord.to_dict()`` per line, the line
+    format of ``JSONLExporter``."""
+
+    where = "standard output"
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._handle = handle
+
+    def export(self, record: TraceRecord) -> None:
+        self._handle.write(json_text(record.to_dict()) + "\n")
+
+
+class _JSONLSink(_Sink):
+    """The JSONL exporter live traces use, on a file emptied first, never rotated."""
+
+    def __init__(self, target: Path) -> None:
+        from agentos_obs.exporters.jsonl import JSONLExporter
+
+        self.where = str(target)
+        try:
+            target.write_bytes(b"")
+            # The exporter's path is a template ({pid}); braces of a real name are literal.
+            template = str(target).replace("{", "{{").replace("}", "}}")
+            # Any: on this base the exporters' signatures still say Trace; they take records.
+            self._exporter: Any = JSONLExporter(template, max_bytes=0, backup_count=0)
+        except OSError as exc:
+            raise CLIError(f"cannot write {target}: {exc.strerror or exc}") from None
+        except ConfigurationError as exc:
+            raise CLIError(f"cannot write {target}: {exc}", exit_code=2) from None
+
+    def export(self, record: TraceRecord) -> None:
+        self._exporter.export(record)
+
+    def flush(self) -> None:
+        self._exporter.flush(_FLUSH_TIMEOUT_S)
+
+    def close(self) -> int:
+        self._exporter.close(_FLUSH_TIMEOUT_S)
+        return int(self._exporter.dropped)
+
+
+class _OTLPSink(_Sink):
     """One OTLPExporter per service name (the resource is per exporter)."""
+
+    where = "the OTLP endpoint"
 
     def __init__(self, endpoint: str | None) -> None:
         try:
@@ -138,11 +124,12 @@ class _OTLPSink:
             raise CLIError(
                 "OTLP export needs the OpenTelemetry extra: pip install 'agentos-obs[otel]'"
             ) from None
-        self._factory = OTLPExporter
+        self._factory: Any = OTLPExporter  # Any: see _JSONLSink
         self._endpoint = endpoint
         self._exporters: dict[str | None, Any] = {}
 
-    def export(self, trace: Trace, service_name: str | None) -> None:
+    def export(self, record: TraceRecord) -> None:
+        service_name = record.service_name
         exporter = self._exporters.get(service_name)
         if exporter is None:
             try:
@@ -150,16 +137,28 @@ class _OTLPSink:
             except ConfigurationError as exc:
                 raise CLIError(str(exc), exit_code=2) from None
             self._exporters[service_name] = exporter
-        exporter.export(trace)
+        exporter.export(record)
+
+    def flush(self) -> None:
+        for exporter in self._exporters.values():
+            exporter.flush(_FLUSH_TIMEOUT_S)
 
     def close(self) -> int:
         """Flush and shut down; return how many traces were not delivered."""
         lost = 0
         for exporter in self._exporters.values():
-            exporter.flush()
+            exporter.flush(_FLUSH_TIMEOUT_S)
             exporter.shutdown()
             lost += int(exporter.dropped)
         return lost
+
+
+def _sink(args: argparse.Namespace) -> _Sink:
+    if args.format == "otlp":
+        return _OTLPSink(args.endpoint)
+    if args.output:
+        return _JSONLSink(Path(args.output))
+    return _StdoutSink(sys.stdout)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -169,46 +168,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "otlp" and args.output:
         raise CLIError("--output is for --format jsonl", exit_code=2)
     with StoreReader(db_path) as reader:
-        total = reader.store.count_traces(since=args.since, until=args.until)
+        total = reader.count_traces(since=args.since, until=args.until)
         if args.limit is not None:
             total = min(total, args.limit)
-        sink = _OTLPSink(args.endpoint) if args.format == "otlp" else None
-        target = Path(args.output) if args.output else None
-        opened: Any = nullcontext(sys.stdout)
-        if sink is None and target is not None:
-            try:
-                opened = target.open("w", encoding="utf-8")
-            except OSError as exc:
-                raise CLIError(f"cannot write {target}: {exc.strerror or exc}") from None
+        sink = _sink(args)
         count = spans = 0
-        with opened as handle, _progress(total, f"export {args.format}") as advance:
-            for data in _stored_traces(reader, args.since, args.until):
-                if count >= total:
-                    break
-                trace = trace_from_stored(data)
-                if sink is not None:
-                    sink.export(trace, data.get("service_name"))
-                else:
-                    _write_line(handle, trace)
-                count += 1
-                spans += len(trace.spans)
-                if advance is not None:
-                    advance()
-        lost = sink.close() if sink is not None else 0
-    where = (
-        "the OTLP endpoint"
-        if sink is not None
-        else (str(target) if target is not None else "standard output")
-    )
+        try:
+            with _progress(total, f"export {args.format}") as advance:
+                records = reader.iter_trace_records(since=args.since, until=args.until)
+                for record in records:
+                    if count >= total:
+                        break
+                    sink.export(record)
+                    count += 1
+                    spans += len(record.spans)
+                    if count % _FLUSH_EVERY == 0:
+                        sink.flush()
+                    if advance is not None:
+                        advance()
+        finally:
+            lost = sink.close()
+    where = terminal_safe(sink.where)
     print(f"agentos-obs: exported {count} traces ({spans} spans) to {where}", file=sys.stderr)
     if lost:
-        raise CLIError(f"{lost} traces could not be delivered to the OTLP endpoint")
+        raise CLIError(f"{lost} traces could not be delivered to {where}")
     return 0
-
-
-def _write_line(handle: IO[str], trace: Trace) -> None:
-    # The same line format as exporters.jsonl.JSONLExporter: one Trace.to_dict() per line.
-    handle.write(json.dumps(trace.to_dict(), default=str, ensure_ascii=False) + "\n")
 
 
 # -- run -------------------------------------------------------------------------------------

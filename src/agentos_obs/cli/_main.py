@@ -3,9 +3,10 @@
 Sub-commands: ``demo``, ``ui`` (alias ``serve``), ``traces`` (list; ``traces show ID``),
 ``costs``, ``prices``, ``export`` and ``run -- cmd …``. Exit codes: 0 success, 1 a runtime
 problem (missing or corrupt database, unknown trace, a child that failed to start), 2 bad
-arguments (argparse's convention). A ``run`` returns the child's own exit code.
+arguments (argparse's convention, reported in one line). A ``run`` returns the child's own
+exit code. The store's errors (:class:`~agentos_obs.store.StoreError`) are mapped here.
 
-The work of each command lives in the package-private ``_cli_*`` modules, imported only
+The work of each command lives in the package-private modules of ``agentos_obs.cli``, imported only
 when that command runs, so ``agentos-obs --help`` stays fast and needs no optional extra.
 """
 
@@ -18,12 +19,15 @@ from collections.abc import Sequence
 from agentos_obs.cli._common import (
     FORMATS_LIST,
     CLIError,
+    OneLineParser,
+    parse_count,
     parse_duration_ms,
+    parse_limit,
     parse_non_negative,
-    parse_non_negative_int,
+    parse_offset,
     parse_port,
-    parse_positive_int,
     parse_time,
+    terminal_safe,
 )
 
 __all__ = ["build_parser", "main"]
@@ -60,7 +64,7 @@ def _add_window(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="agentos-obs",
         description="Observability for LLM agent pipelines: traces, tokens, cost and latency.",
     )
@@ -119,8 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="e.g. 500ms, 2s, or a number of milliseconds",
     )
     traces.add_argument("--search", metavar="TEXT", help="text in names, ids or captured content")
-    traces.add_argument("--limit", type=parse_positive_int, default=20)
-    traces.add_argument("--offset", type=parse_non_negative_int, default=0)
+    traces.add_argument(
+        "--limit", type=parse_limit, default=20, help="traces to list (1-10,000; default 20)"
+    )
+    traces.add_argument("--offset", type=parse_offset, default=0, help="traces to skip first")
     traces.add_argument("--format", choices=FORMATS_LIST, default="table")
     traces_sub = traces.add_subparsers(dest="traces_command", metavar="ACTION")
     show = traces_sub.add_parser("show", help="print one trace's span tree")
@@ -168,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="OTLP/HTTP traces endpoint (default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / "
         "$OTEL_EXPORTER_OTLP_ENDPOINT)",
     )
-    export.add_argument("--limit", type=parse_positive_int, help="at most this many traces")
+    export.add_argument("--limit", type=parse_count, help="at most this many traces")
 
     run = sub.add_parser(
         "run",
@@ -192,9 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _dispatch(parser, args)
+        return _run(parser, args)
     except CLIError as exc:
-        print(f"agentos-obs: error: {exc}", file=sys.stderr)
+        print(f"agentos-obs: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("agentos-obs: interrupted", file=sys.stderr)
@@ -205,6 +211,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The command, with the store's errors as CLI errors: bad query values are bad
+    arguments (2), an unusable store a runtime problem (1)."""
+    from agentos_obs.store import InvalidQuery, StoreError, StoreNotFound
+
+    try:
+        return _dispatch(parser, args)
+    except InvalidQuery as exc:
+        raise CLIError(str(exc), exit_code=2) from None
+    except StoreNotFound as exc:
+        raise CLIError(f"{exc}: run `agentos-obs demo` first, or pass --db PATH") from None
+    except StoreError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     command = args.command
     if command == "demo":
@@ -212,7 +233,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
         return cmd_demo(args)
     if command == "ui":
-        from agentos_obs.ui._app import cmd_ui
+        from agentos_obs.cli._ui import cmd_ui
 
         return cmd_ui(args)
     if command == "traces":

@@ -7,11 +7,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from agentos_obs.cli._common import CLIError, console, write_csv, write_json
+from agentos_obs.cli._common import CLIError, console, terminal_safe, write_csv, write_json
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.pricing._catalog import ModelPrice, PriceCatalog, default_catalog
 from agentos_obs.pricing._usage import Usage
-from agentos_obs.store._reader import StoreReader, resolve_db_path
+from agentos_obs.store import StoreReader, resolve_db_path
 
 __all__ = ["cmd_costs", "cmd_prices", "cmd_trace_show", "cmd_traces", "reprice"]
 
@@ -234,9 +234,14 @@ def cmd_prices(args: argparse.Namespace) -> int:
         return 0
     out = console()
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(
-        title=f"{args.model} → {price.model} ({price.provider or 'any provider'}, {price.source})",
+        title=Text(
+            terminal_safe(
+                f"{args.model} → {price.model} ({price.provider or 'any provider'}, {price.source})"
+            )
+        ),
         title_justify="left",
         header_style="bold",
     )

@@ -1,8 +1,10 @@
 """Terminal rendering of the CLI's answers: rich tables and span trees.
 
-Input is the JSON API's shapes (:mod:`agentos_obs.store._reader`), so the terminal and the
-dashboard show the same numbers. Every value from a span is passed to rich as plain
-``Text`` (never markup), so a prompt containing ``[bold]`` or escape codes prints as is.
+Input is the JSON API's shapes (:mod:`agentos_obs.store._shapes`), so the terminal and the
+dashboard show the same numbers. Every recorded value reaches rich through :func:`_text`:
+plain ``Text`` (never markup, so ``[bold]`` prints as is) with its control characters
+escaped (:func:`~agentos_obs.cli._common.terminal_safe`, so an escape sequence in a span
+name prints as ``\x1b]0;…`` instead of retitling the window).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
+
+from agentos_obs.cli._common import terminal_safe
 
 __all__ = [
     "breakdown_table",
@@ -77,12 +81,21 @@ def fmt_time(epoch_ms: float | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _text(value: Any, style: str = "") -> Text:
+    """A recorded value as inert text: no markup, no control characters."""
+    return Text(terminal_safe(str(value)), style=style)
+
+
+def _safe(value: Any) -> str:
+    return terminal_safe(str(value))
+
+
 def _status(status: str) -> Text:
-    return Text(status, style=_STATUS_STYLE.get(status, ""))
+    return _text(status, _STATUS_STYLE.get(status, ""))
 
 
 def _key(value: Any) -> Text:
-    return Text("(none)", style="dim") if value in (None, "") else Text(str(value))
+    return Text("(none)", style="dim") if value in (None, "") else _text(value)
 
 
 # -- traces ----------------------------------------------------------------------------------
@@ -99,9 +112,9 @@ def traces_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) ->
     table.add_column("User", overflow="fold")
     for row in rows:
         table.add_row(
-            Text(row["trace_id"][:12], style="cyan"),
+            _text(row["trace_id"][:12], "cyan"),
             fmt_time(row["start_ms"]),
-            Text(row["name"] or ""),
+            _text(row["name"] or ""),
             _status(row["status"]),
             fmt_ms(row["duration_ms"]),
             fmt_int(row["span_count"]),
@@ -114,14 +127,14 @@ def traces_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) ->
 
 def _span_label(span: Mapping[str, Any], trace_start_ms: float) -> Text:
     label = Text()
-    label.append(f"{span['kind']:<9}", style=_KIND_STYLE.get(span["kind"], ""))
+    label.append(f"{_safe(span['kind']):<9}", style=_KIND_STYLE.get(span["kind"], ""))
     label.append(" ")
-    label.append(span["name"] or "(unnamed)", style="bold")
+    label.append(_safe(span["name"] or "(unnamed)"), style="bold")
     offset = span["start_ms"] - trace_start_ms
     label.append(f"  {fmt_ms(span['duration_ms'])}", style="green")
     label.append(f" @+{fmt_ms(offset)}", style="dim")
     if span.get("model_name"):
-        label.append(f"  {span['model_name']}", style="blue")
+        label.append(f"  {_safe(span['model_name'])}", style="blue")
     if span.get("input_tokens") or span.get("output_tokens"):
         tokens = f"  {fmt_int(span['input_tokens'])} in / {fmt_int(span['output_tokens'])} out"
         if span.get("cache_read_tokens"):
@@ -135,12 +148,14 @@ def _span_label(span: Mapping[str, Any], trace_start_ms: float) -> Text:
     if isinstance(ttft, (int, float)):
         label.append(f"  first token {fmt_ms(float(ttft))}", style="dim")
     if span["status"] != "ok":
-        label.append(f"  {span['status'].upper()}", style=_STATUS_STYLE.get(span["status"], ""))
+        label.append(
+            f"  {_safe(span['status']).upper()}", style=_STATUS_STYLE.get(span["status"], "")
+        )
         message = span.get("attributes", {}).get("error.message") or span.get("attributes", {}).get(
             "error"
         )
         if message:
-            label.append(f": {str(message)[:120]}", style="red")
+            label.append(f": {_safe(str(message)[:120])}", style="red")
     return label
 
 
@@ -150,8 +165,8 @@ def trace_tree(data: Mapping[str, Any]) -> Tree:
     trace = data["trace"]
     spans = list(data["spans"])
     header = Text()
-    header.append(trace["name"] or trace["trace_id"], style="bold")
-    header.append(f"  {trace['trace_id']}", style="cyan")
+    header.append(_safe(trace["name"] or trace["trace_id"]), style="bold")
+    header.append(f"  {_safe(trace['trace_id'])}", style="cyan")
     header.append("  ")
     header.append_text(_status(trace["status"]))
     header.append(
@@ -160,7 +175,7 @@ def trace_tree(data: Mapping[str, Any]) -> Tree:
         style="dim",
     )
     if trace.get("user_id"):
-        header.append(f"  user={trace['user_id']}", style="dim")
+        header.append(f"  user={_safe(trace['user_id'])}", style="dim")
     tree = Tree(header)
     ids = {s["span_id"] for s in spans}
     children: dict[str | None, list[Mapping[str, Any]]] = {}
@@ -232,10 +247,12 @@ def breakdown_table(rows: Sequence[Mapping[str, Any]], by: str, title: str | Non
 
 
 def repricing_table(result: Mapping[str, Any]) -> Table:
-    model = result["as_model"]
+    model = _safe(result["as_model"])
     table = Table(
-        title=f"Re-priced as {model} ({result['price']['input_mtok']:g} in / "
-        f"{result['price']['output_mtok']:g} out USD per 1M tokens)",
+        title=Text(
+            f"Re-priced as {model} ({result['price']['input_mtok']:g} in / "
+            f"{result['price']['output_mtok']:g} out USD per 1M tokens)"
+        ),
         title_justify="left",
         header_style="bold",
     )
@@ -244,7 +261,7 @@ def repricing_table(result: Mapping[str, Any]) -> Table:
     table.add_column("Input tok", justify="right")
     table.add_column("Output tok", justify="right")
     table.add_column("Actual", justify="right")
-    table.add_column(f"As {model}", justify="right")
+    table.add_column(Text(f"As {model}"), justify="right")
     table.add_column("Change", justify="right")
     for row in [*result["rows"], {**result["total"], "key": "total"}]:
         if row["key"] == "total" and len(result["rows"]) > 1:
@@ -279,7 +296,7 @@ def stages_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) ->
     for row in rows:
         inc, own = row["inclusive"], row["self"]
         table.add_row(
-            Text(row["stage"], style=_KIND_STYLE.get(row["stage"], "")),
+            _text(row["stage"], _KIND_STYLE.get(row["stage"], "")),
             fmt_int(row["count"]),
             fmt_ms(inc["p50"]),
             fmt_ms(inc["p95"]),

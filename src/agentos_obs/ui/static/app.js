@@ -173,9 +173,9 @@ async function renderOverview() {
   const [summary, series, byModel, byAgent, byUser, stages, budgets] = await Promise.all([
     api("summary", p),
     api("timeseries", rangeParams({ buckets: 30 })),
-    api("breakdown", rangeParams({ by: "model" })),
-    api("breakdown", rangeParams({ by: "agent" })),
-    api("breakdown", rangeParams({ by: "user" })),
+    api("breakdown", rangeParams({ by: "model", limit: BREAKDOWN_ROWS })),
+    api("breakdown", rangeParams({ by: "agent", limit: BREAKDOWN_ROWS })),
+    api("breakdown", rangeParams({ by: "user", limit: BREAKDOWN_ROWS })),
     api("stages", p),
     api("budgets", p),
   ]);
@@ -203,9 +203,9 @@ async function renderOverview() {
           { key: "cost", label: "cost (USD)", color: "#f59e0b", value: (pt) => pt.cost_usd },
         ], fmtCost))),
     el("div", { class: "grid three" },
-      breakdownPanel("Cost by model", "by-model", byModel.rows),
-      breakdownPanel("Cost by agent", "by-agent", byAgent.rows),
-      breakdownPanel("Cost by user", "by-user", byUser.rows)),
+      breakdownPanel("Cost by model", "by-model", byModel),
+      breakdownPanel("Cost by agent", "by-agent", byAgent),
+      breakdownPanel("Cost by user", "by-user", byUser)),
     el("div", { class: "grid two" },
       stagesPanel(stages.rows),
       budgetsPanel(budgets.budgets)));
@@ -224,8 +224,12 @@ function kpi(label, value, detail, id, bad) {
     detail ? el("div", { class: "detail" }, detail) : null);
 }
 
-function breakdownPanel(title, id, rows) {
-  rows = rows || [];
+/* The costliest rows of a breakdown; the API pages the rest (with totals over every row). */
+const BREAKDOWN_ROWS = 20;
+
+function breakdownPanel(title, id, data) {
+  const rows = (data && data.rows) || [];
+  const more = data && data.total_rows > rows.length ? data.total_rows - rows.length : 0;
   const max = Math.max(0, ...rows.map((r) => r.cost_usd || 0));
   const body = rows.length === 0
     ? el("div", { class: "empty" }, "No data")
@@ -240,7 +244,8 @@ function breakdownPanel(title, id, rows) {
         el("td", { class: "num" }, fmtCost(r.cost_usd)),
         el("td", { class: "barcell" }, el("div", { class: "inline-bar" },
           el("div", { style: { width: (max > 0 ? (100 * (r.cost_usd || 0)) / max : 0) + "%" } })))))));
-  return el("div", { class: "panel", id }, el("h2", null, title), body);
+  const rest = more ? el("div", { class: "more-rows" }, `and ${fmtInt(more)} more (${fmtCost(data.totals.cost_usd)} in all)`) : null;
+  return el("div", { class: "panel", id }, el("h2", null, title), body, rest);
 }
 
 function stagesPanel(rows) {
@@ -414,12 +419,25 @@ function inputField(name, label, type, value, extra) {
 
 /* Trace page ----------------------------------------------------------------- */
 
+/* A large trace arrives a page of spans at a time (the API's `next` cursor): the first page is
+ * drawn at once, the following ones are appended in the background up to AUTO_LOAD_SPANS,
+ * then a button loads the next batch. The time axis is the trace's, so bars never move. */
+const SPAN_PAGE = 2000;
+const AUTO_LOAD_SPANS = 10000;
+const DRAW_EVERY_MS = 1500;
+
 async function renderTrace(traceId, params) {
-  const data = await api("traces/" + encodeURIComponent(traceId));
-  const trace = data.trace;
-  const spans = orderSpans(data.spans || []);
-  const byId = new Map(spans.map((s) => [s.span_id, s]));
-  let selected = byId.get(params.get("span")) || spans.find((s) => s.status !== "ok") || spans[0];
+  const path = "traces/" + encodeURIComponent(traceId);
+  const first = await api(path, new URLSearchParams({ limit: SPAN_PAGE }));
+  const trace = first.trace;
+  const route = state.route;
+  const loaded = (first.spans || []).slice();
+  const total = first.span_total || loaded.length;
+  let next = first.next || null;
+  let loading = false;
+  let spans = orderSpans(loaded);
+  let selected = null;
+  const wanted = params.get("span");
 
   const detail = el("div", { class: "panel detail", id: "span-detail" });
   const rowsById = new Map();
@@ -429,30 +447,92 @@ async function renderTrace(traceId, params) {
     clear(detail).appendChild(spanDetail(span));
   };
 
-  const t0 = Math.min(...spans.map((s) => s.start_ms));
-  const t1 = Math.max(...spans.map((s) => s.end_ms || s.start_ms + (s.duration_ms || 0)));
-  const total = Math.max(t1 - t0, 0.001);
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => el("span", { style: { left: f * 100 + "%" } }, fmtMs(f * total)));
+  const starts = loaded.map((s) => s.start_ms);
+  const t0 = trace.start_ms !== null && trace.start_ms !== undefined ? trace.start_ms : Math.min(...starts);
+  const ends = loaded.map((s) => s.end_ms || s.start_ms + (s.duration_ms || 0));
+  const t1 = Math.max(trace.end_ms || 0, t0 + (trace.duration_ms || 0), ...ends);
+  const span = Math.max(t1 - t0, 0.001);
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => el("span", { style: { left: f * 100 + "%" } }, fmtMs(f * span)));
+
+  // One row per span, built once: a page that arrives only adds rows and re-orders the rest
+  // (a span is rebuilt only when its depth changed, i.e. its parent arrived after it).
+  const built = new Map();
+  const row = (s) => {
+    const cached = built.get(s.span_id);
+    if (cached && cached.depth === s.depth) {
+      cached.node.classList.toggle("selected", Boolean(selected && selected.span_id === s.span_id));
+      rowsById.set(s.span_id, cached.node);
+      return cached.node;
+    }
+    const left = Math.max(0, ((s.start_ms - t0) / span) * 100);
+    const width = Math.min(100 - left, ((s.duration_ms || 0) / span) * 100);
+    const ttft = s.attributes && s.attributes["llm.time_to_first_token_ms"];
+    const node = el("div", { class: "wf-row" + (selected && selected.span_id === s.span_id ? " selected" : ""), dataset: { spanId: s.span_id }, onclick: () => select(s) },
+      el("div", { class: "wf-name", style: { paddingLeft: s.depth * 16 + "px" } },
+        kindTag(s.kind),
+        el("span", { class: "label", title: s.name }, s.name || "(unnamed)"),
+        s.status !== "ok" ? el("span", { class: "err-dot", title: s.status }, "!") : null),
+      el("div", { class: "wf-track" },
+        el("div", { class: `wf-bar ${cssKind(s.kind)} ${cssKind(s.status)}`, style: { left: left + "%", width: Math.max(width, 0.2) + "%" },
+          title: `${s.name}: ${fmtMs(s.duration_ms)}` }),
+        typeof ttft === "number" ? el("div", { class: "wf-ttft", title: "first token " + fmtMs(ttft), style: { left: ((s.start_ms - t0 + ttft) / span) * 100 + "%" } }) : null),
+      el("div", { class: "wf-dur" }, fmtMs(s.duration_ms)));
+    rowsById.set(s.span_id, node);
+    built.set(s.span_id, { depth: s.depth, node });
+    return node;
+  };
+
+  const rows = el("div", { class: "wf-rows" });
+  const status = el("div", { class: "wf-more", id: "waterfall-more" });
+  const spanCount = el("b", null, fmtInt(total));
+  const showStatus = () => {
+    clear(status);
+    if (loaded.length >= total) return;
+    status.appendChild(el("span", { class: "muted" }, `Showing ${fmtInt(spans.length)} of ${fmtInt(total)} spans`));
+    if (loading) status.appendChild(el("span", { class: "muted" }, ` · loading ${fmtInt(loaded.length)}…`));
+    else if (next) status.appendChild(el("button", { id: "load-more-spans", onclick: () => loadMore(AUTO_LOAD_SPANS) }, "Load more spans"));
+  };
+  const draw = () => {
+    spans = orderSpans(loaded);
+    rowsById.clear();
+    const fragment = document.createDocumentFragment();
+    for (const s of spans) fragment.appendChild(row(s));
+    rows.replaceChildren(fragment);
+    lastDraw = performance.now();
+    showStatus();
+  };
+  // Load pages until `budget` more spans arrived (or the trace is complete, or the page was
+  // left). The tree is redrawn at most every DRAW_EVERY_MS while pages arrive, then once.
+  let lastDraw = 0;
+  const loadMore = async (budget) => {
+    if (loading || !next) return;
+    loading = true;
+    showStatus();
+    let got = 0;
+    try {
+      while (next && got < budget && state.route === route) {
+        const page = await api(path, new URLSearchParams({ limit: SPAN_PAGE, after: next }));
+        for (const s of page.spans || []) loaded.push(s);
+        got += (page.spans || []).length;
+        next = page.next || null;
+        if (state.route !== route) return;
+        if (performance.now() - lastDraw > DRAW_EVERY_MS) draw();
+        else showStatus();
+      }
+    } catch (err) {
+      loading = false;
+      showStatus();
+      status.appendChild(el("span", { class: "notice" }, "Could not load more spans: " + String(err.message || err)));
+      return;
+    } finally {
+      loading = false;
+    }
+    if (state.route === route) draw();
+  };
 
   const waterfall = el("div", { class: "waterfall", id: "waterfall" },
     el("div", { class: "wf-head" }, el("div", null, "Span"), el("div", { class: "wf-ticks" }, ticks), el("div", { class: "num" }, "Duration")),
-    spans.map((span) => {
-      const left = ((span.start_ms - t0) / total) * 100;
-      const width = ((span.duration_ms || 0) / total) * 100;
-      const ttft = span.attributes && span.attributes["llm.time_to_first_token_ms"];
-      const row = el("div", { class: "wf-row", dataset: { spanId: span.span_id }, onclick: () => select(span) },
-        el("div", { class: "wf-name", style: { paddingLeft: span.depth * 16 + "px" } },
-          kindTag(span.kind),
-          el("span", { class: "label", title: span.name }, span.name || "(unnamed)"),
-          span.status !== "ok" ? el("span", { class: "err-dot", title: span.status }, "!") : null),
-        el("div", { class: "wf-track" },
-          el("div", { class: `wf-bar ${cssKind(span.kind)} ${cssKind(span.status)}`, style: { left: left + "%", width: Math.max(width, 0.2) + "%" },
-            title: `${span.name}: ${fmtMs(span.duration_ms)}` }),
-          typeof ttft === "number" ? el("div", { class: "wf-ttft", title: "first token " + fmtMs(ttft), style: { left: ((span.start_ms - t0 + ttft) / total) * 100 + "%" } }) : null),
-        el("div", { class: "wf-dur" }, fmtMs(span.duration_ms)));
-      rowsById.set(span.span_id, row);
-      return row;
-    }));
+    rows, status);
 
   const page = el("div", { id: "trace" },
     el("div", { class: "page-head" },
@@ -460,11 +540,14 @@ async function renderTrace(traceId, params) {
       el("h1", null, trace.name || trace.trace_id), statusBadge(trace.status)),
     el("div", { class: "trace-meta" },
       meta("Trace", el("code", null, trace.trace_id)), meta("Started", fmtTime(trace.start_ms)),
-      meta("Duration", fmtMs(trace.duration_ms)), meta("Spans", fmtInt(spans.length)),
+      meta("Duration", fmtMs(trace.duration_ms)), el("span", null, "Spans ", spanCount),
       meta("Tokens", fmtInt(trace.total_tokens)), meta("Cost", fmtCost(trace.cost_usd)),
       trace.user_id ? meta("User", trace.user_id) : null, trace.session_id ? meta("Session", trace.session_id) : null),
     el("div", { class: "trace-layout" }, el("div", { class: "panel" }, el("h2", null, "Waterfall"), waterfall), detail));
+  selected = spans.find((s) => s.span_id === wanted) || spans.find((s) => s.status !== "ok") || spans[0] || null;
+  draw();
   if (selected) select(selected);
+  if (next) loadMore(AUTO_LOAD_SPANS - loaded.length);
   return page;
 }
 
