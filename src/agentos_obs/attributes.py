@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "AGENT_NAME",
+    "BUDGET_NOT_ENFORCED",
     "ERROR_MESSAGE",
     "ERROR_TYPE",
     "FRAMEWORK",
@@ -44,6 +45,8 @@ TAGS = "tags"
 FRAMEWORK = "agentos.framework"  # "langchain" | "llama_index" | absent for manual spans
 RUN_ID = "agentos.run_id"  # the framework's own id of the run / span
 AGENT_NAME = "agent.name"
+# True on a call a budget refused but whose framework went ahead anyway (LlamaIndex)
+BUDGET_NOT_ENFORCED = "agentos.budget.not_enforced"
 
 ERROR_TYPE = "error.type"
 ERROR_MESSAGE = "error.message"

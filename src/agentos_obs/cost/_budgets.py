@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import agentos_obs.attributes as attr
 from agentos_obs._internal.guard import report
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
 from agentos_obs.tracing import (
@@ -254,6 +255,8 @@ class BudgetAlert:
         """Raise mode: refuse an LLM span whose key value has spent its budget."""
         if self.mode != "raise" or span.kind is not SpanKind.LLM or self.budget_limit <= 0:
             return
+        if span.attributes.get(attr.BUDGET_NOT_ENFORCED):
+            return  # refused once already; its framework sends the call anyway
         key = self.key
         value: str | None = None
         if key == "user":

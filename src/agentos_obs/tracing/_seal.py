@@ -107,7 +107,7 @@ def seal(span: Span, duration_ms: float, end_time: int) -> SpanRecord:
     # Innermost wins: a span is not the call when a descendant carries usage (known when the
     # usage is recorded) or was sealed as a call (known when it ended).
     llm_call = not (span.call_below or span.usage_below) and (
-        carries_usage or (span.kind is SpanKind.LLM and not span.attributes.get(attr.LLM_WRAPPER))
+        carries_usage or (span.kind is SpanKind.LLM and not _not_a_call(span.attributes))
     )
     cost_status: CostStatus | None = None
     model = provider = None
@@ -179,4 +179,12 @@ def seal_trace(
         user_id=_optionalclean_text(trace.user_id),
         session_id=_optionalclean_text(trace.session_id),
         remote_parent_id=trace.remote_parent_id,
+    )
+
+
+def _not_a_call(attributes: Mapping[str, Any]) -> bool:
+    """An LLM span that sent nothing of its own: a wrapper of a call counted elsewhere, or a
+    call a budget refused before it was sent."""
+    return bool(attributes.get(attr.LLM_WRAPPER)) or (
+        attributes.get(attr.ERROR_TYPE) == "BudgetExceeded"
     )

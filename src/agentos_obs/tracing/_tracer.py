@@ -528,8 +528,8 @@ class Tracer:
         for hook in self._on_start:
             try:
                 hook(span)
-            except BudgetExceeded:
-                self.end_span(span, status=SpanStatus.ERROR)
+            except BudgetExceeded as exc:
+                self.end_span(span, error=exc)  # the refused span says where and why
                 raise
             except Exception as exc:
                 report(f"span_processor.on_start:{_component_name(hook)}", exc)

@@ -457,7 +457,7 @@ def test_content_recorded_and_truncated_when_capture_is_on() -> None:
 
     llm = exporter.span("FakeChatModel")
     messages = llm.attributes[attr.LLM_INPUT_MESSAGES]
-    assert messages.startswith('[{"content": "Be brief."') and "more chars]" in messages
+    assert messages.startswith('[{"content":"Be brief."') and "more chars]" in messages
     assert len(messages) < 80
     assert "short answer" in llm.attributes[attr.LLM_OUTPUT_MESSAGES]
     assert exporter.span("StrOutputParser").attributes[attr.OUTPUT_VALUE] == "short answer"

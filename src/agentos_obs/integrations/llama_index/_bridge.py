@@ -202,15 +202,18 @@ class LlamaIndexBridge:
                 attributes=attributes,
             )
         except BudgetExceeded as exc:
-            # LlamaIndex swallows every handler exception, so the call goes ahead anyway: it
-            # is recorded on the span the budget refused (see the module docs of llama_index),
-            # and the unenforced budget is logged once and counted.
+            # LlamaIndex swallows every handler exception, so the call goes ahead anyway. The
+            # refused span stays in the trace (ERROR, BudgetExceeded: where and why); the call
+            # that is sent anyway gets a span of its own, marked not enforced, so its usage is
+            # still counted. The unenforced budget is logged once and counted.
             report("llama_index.budget_not_enforced", exc, reraise_in_strict=False)
-            refused = _refused_span(tracer, parent)
-            if refused is None:  # a root call: its one-span trace is already exported
-                return None
-            refused.record_exception(exc)
-            span = refused
+            span = tracer.begin_span(
+                name,
+                kind,
+                parent=parent.span if parent is not None else None,
+                use_context=parent is None,
+                attributes={**(attributes or {}), attr.BUDGET_NOT_ENFORCED: True},
+            )
         state = SpanState(li_id, span, tracer, parent, kind)
         state.provider = provider
         if parent is not None:
@@ -446,15 +449,6 @@ def _apply_tags(attributes: dict[str, Any], tags: Mapping[str, Any]) -> None:
         if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
             continue
         attributes[_TAG_KEYS.get(key, f"llama_index.tag.{key}")] = value
-
-
-def _refused_span(tracer: Tracer, parent: SpanState | None) -> Span | None:
-    """The LLM span a budget in raise mode just refused (the tracer ended it as ERROR)."""
-    holder = parent.span if parent is not None else tracer.current_span()
-    if holder is None or not holder.children:
-        return None
-    last = holder.children[-1]
-    return last if last.ended and last.kind is SpanKind.LLM else None
 
 
 def _scope(span: Span) -> AbstractContextManager[Any]:
