@@ -38,6 +38,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _MAX_DEPTH = 12
 _MAX_REPR = 2000
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
@@ -58,11 +59,18 @@ def to_jsonable(value: Any, *, redact: bool = False) -> Any:
 
 
 def dumps(value: Any, *, redact: bool = False) -> str:
-    """Strict JSON text of ``value``, whatever it is; never raises."""
+    """Strict JSON text of ``value``, whatever it is, on one line; never raises.
+
+    U+0085, U+2028 and U+2029 are escaped too: JSON allows them raw, but they end a line
+    for ``str.splitlines`` and JavaScript, which would split a JSONL record in two.
+    """
     try:
-        return _encode(_jsonable(value, set(), 0, redact))
+        text = _encode(_jsonable(value, set(), 0, redact))
     except Exception:  # pragma: no cover - _jsonable leaves nothing the encoder rejects
-        return _encode(_safe_repr(value))
+        text = _encode(_safe_repr(value))
+    if not text.isascii():
+        text = text.translate(_LINE_BREAKS)
+    return text
 
 
 def _jsonable(value: Any, seen: set[int], depth: int, redact: bool) -> Any:
