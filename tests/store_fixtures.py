@@ -18,7 +18,7 @@ def fill_store(
     records: list[TraceRecord] = []
     tracer = Tracer(config=TracerConfig(service_name=service_name))
     tracer.add_exporter(store)
-    tracer.add_exporter(records.append)
+    tracer.add_exporter(records.append, sync=True)
     build(tracer)
     assert store.flush(120), "the store did not write everything in time"
     stats = store.stats()

@@ -55,6 +55,7 @@ def test_configure_changes_the_default_in_place() -> None:
     with tracer.start_span("llm", SpanKind.LLM) as span:
         tracer.record_llm_call("house-model", 1_000_000, 1_000_000)
     assert span.cost_usd == pytest.approx(3.0)
+    tracer.force_flush()  # configured exporters run behind a queue
     assert len(seen) == 1
 
 

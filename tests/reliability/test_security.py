@@ -133,8 +133,9 @@ def run_pipeline(tmp_path: Path, receiver: OTLPReceiver, config: TracerConfig | 
         headers={"Authorization": f"Bearer {OTLP_HEADER}"},
         flush_interval_s=0.01,
     )
-    for exporter in (store, jsonl, otlp, sinks.traces.append):
+    for exporter in (store, jsonl, otlp):
         stack.tracer.add_exporter(exporter)
+    stack.tracer.add_exporter(sinks.traces.append, sync=True)
     try:
         handler = AgentOSCallbackHandler(tracer=stack.tracer)
         model = FakeChatModel(api_key=API_KEY, replies=[REPLY]).bind(

@@ -131,6 +131,8 @@ class BatchWorker(Generic[T]):
     ``exit_timeout_s`` caps this worker's share of the exit bound (default: no own cap).
     """
 
+    queued = True  # put() only appends to the queue: a tracer may call it directly
+
     def __init__(
         self,
         name: str,

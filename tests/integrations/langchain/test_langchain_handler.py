@@ -782,6 +782,7 @@ def test_no_argument_handler_reports_to_the_default_stack_resolved_lazily() -> N
         seen: list[Any] = []
         stack.configure(service_name="lazy-stack", exporters=[seen.append])
         lcel().invoke({"q": "hi"}, config={"callbacks": [handler]})
+        stack.get_tracer().force_flush()  # configured exporters run behind a queue
         assert len(seen) == 1 and seen[0].root_span.name == "RunnableSequence"
         assert handler.tracer is stack.get_tracer()
         assert stack.get_stack().dashboard.get_summary()["total_traces"] == 1

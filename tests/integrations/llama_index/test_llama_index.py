@@ -420,7 +420,7 @@ def test_root_nests_under_the_active_agentos_span(
     trace = exporter.trace
     assert trace.root_span is outer.record
     queries = by_name(trace, "RetrieverQueryEngine.query")
-    assert len(queries) == 2 and all(q.parent is outer for q in queries)
+    assert len(queries) == 2 and all(q.parent is outer.record for q in queries)
     assert trace.usage_totals()["llm_calls"] == 2
 
 
