@@ -99,3 +99,24 @@ def test_the_python_floor_is_the_one_the_linters_check() -> None:
     lowest = Version(requires.removeprefix(">="))
     assert data["tool"]["ruff"]["target-version"] == f"py{lowest.major}{lowest.minor}"
     assert data["tool"]["mypy"]["python_version"] == f"{lowest.major}.{lowest.minor}"
+
+
+def test_the_python_classifiers_start_at_the_floor() -> None:
+    meta = project()["project"]
+    lowest = Version(meta["requires-python"].removeprefix(">="))
+    prefix = "Programming Language :: Python :: 3."
+    listed = sorted(Version(c.rsplit(" :: ", 1)[1]) for c in meta["classifiers"] if prefix in c)
+    assert listed and listed[0] == lowest
+    assert "Programming Language :: Python :: 3 :: Only" in meta["classifiers"]
+
+
+def test_the_license_file_is_the_apache_2_license_the_metadata_names() -> None:
+    meta = project()["project"]
+    assert meta["license"] == "Apache-2.0"
+    assert meta["license-files"] == ["LICENSE"]
+    assert not [c for c in meta["classifiers"] if c.startswith("License ::")]  # PEP 639
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    assert len(text.splitlines()) == 202  # the full text, appendix included
