@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -28,6 +29,7 @@ __all__ = [
     "parse_port",
     "parse_positive_int",
     "parse_time",
+    "require_extra",
     "write_csv",
     "write_json",
 ]
@@ -120,6 +122,21 @@ def parse_port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
     return value
+
+
+# -- optional extras ------------------------------------------------------------------------
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent that fails to import; a None in sys.modules
+        return False
+
+
+def require_extra(what: str, extra: str, modules: Sequence[str]) -> None:
+    """A CLIError (one line, exit 1) naming the extra when one of ``modules`` is missing."""
+    missing = [module for module in modules if not _importable(module)]
+    if missing:
+        raise CLIError(f"{what} needs {' and '.join(missing)}: pip install 'agentos-obs[{extra}]'")
 
 
 # -- output -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from agentos_obs.cli._common import (
     parse_port,
     parse_positive_int,
     parse_time,
+    require_extra,
 )
 
 __all__ = ["build_parser", "main"]
@@ -212,6 +213,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
         return cmd_demo(args)
     if command == "ui":
+        require_extra("the dashboard", "ui", ("starlette", "uvicorn"))
         from agentos_obs.ui._app import cmd_ui
 
         return cmd_ui(args)
