@@ -25,8 +25,9 @@ test: $(STAMP)
 # -- lower bounds -------------------------------------------------------------------------------
 # A venv of its own where the core and every framework extra sit at the floor pyproject.toml
 # declares (pinned exactly in .ci/lower-bounds.txt), then the tests of what those packages
-# serve: integrations, OTLP export, metrics, store, dashboard, CLI and UI API. ~1 min to
-# install, ~2.5 min to run. Deselected, each for a reason outside agentos-obs's code:
+# serve: integrations, OTLP export, metrics, store, dashboard, CLI and UI API. 1 to 2.5 min
+# to install, 2.5 to 5.5 min to run on the 2-core machine (2m20s of CPU in all). Deselected,
+# each for a reason outside agentos-obs's code:
 #   test_langchain_langgraph.py, test_langgraph_is_traced_globally, test_langgraph_agent_example:
 #     LangGraph (a test tool, not an extra) >= 0.2.5x and langchain >= 1 refuse
 #     langchain-core 0.3.0; pip picks langgraph 0.2.40, which lacks Command/interrupt and

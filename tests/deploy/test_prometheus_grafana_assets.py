@@ -2,11 +2,12 @@
 
 A real Prometheus (Debian's ``prometheus``) loads ``deploy/prometheus/agentos-obs-alerts.yml``
 and scrapes the ``/metrics`` of an instrumented run: LangChain chat models (priced, unpriced,
-streaming, failing) and tools through ``AgentOSCallbackHandler``, an exporter whose backend
-is down, and more tool names than the label limit admits. Then every PromQL expression of the
-dashboard (Grafana's variables replaced by what Grafana would send) and of the rules must
-return data, and every alert must be active: the run overspends the budget, fails more than
-5% of its calls, and loses telemetry. ``promtool check rules`` passes on the file.
+streamed, failing: the small offline model class below) and tools through
+``AgentOSCallbackHandler``, an exporter whose backend is down, and more tool names than the
+label limit admits. Then every PromQL expression of the dashboard (Grafana's variables
+replaced by what Grafana would send) and of the rules must return data, and every alert must
+be active: the run overspends the budget, fails more than 5% of its calls, and loses
+telemetry. ``promtool check rules`` passes on the file.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tools import StructuredTool
 
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 from agentos_obs.metrics import MetricsRegistry, SpanMetricsProcessor
 from agentos_obs.tracing import Tracer
 from conftest import require_binary
-from lc_fakes import FailingChatModel, FakeUsageChatModel, ModelFailure
 
 pytestmark = pytest.mark.prometheus
 
@@ -219,6 +223,67 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[int], Prometheus]]:
         server.stop()
 
 
+class ModelFailure(RuntimeError):
+    """What the failing model raises."""
+
+
+class ProviderChatModel(BaseChatModel):
+    """A chat model that answers offline and reports usage as provider integrations do
+    (``usage_metadata``; when streaming, on the last chunk), or raises ``error``."""
+
+    model_name: str
+    provider: str = "openai"
+    input_tokens: int = 120
+    output_tokens: int = 30
+    error: str | None = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "deploy-test-chat"
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = self.provider
+        params["ls_model_name"] = self.model_name
+        return params
+
+    def _message(self, cls: type[AIMessage], content: str) -> Any:
+        return cls(
+            content=content,
+            response_metadata={"model_name": self.model_name, "finish_reason": "stop"},
+            usage_metadata={
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "total_tokens": self.input_tokens + self.output_tokens,
+            },
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.error:
+            raise ModelFailure(self.error)
+        return ChatResult(generations=[ChatGeneration(message=self._message(AIMessage, "ok"))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for word in ("streamed", " words"):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=word))
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+        yield ChatGenerationChunk(message=self._message(AIMessageChunk, ""))
+
+
 def finite(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The series with a number (histogram_quantile gives NaN for a histogram with no
     observations, such as time to first token of a model never streamed: no data on a panel)."""
@@ -229,12 +294,10 @@ def run_pipelines(tracer: Tracer, rounds: int) -> None:
     """LangChain traffic, one round a second so that Prometheus sees the counters grow."""
     config: Any = {"callbacks": [AgentOSCallbackHandler(tracer=tracer)]}
     # 5M input tokens of gpt-4o (about $12 at catalogue prices): over the $10/hour budget.
-    gpt = FakeUsageChatModel(model_name="gpt-4o", input_tokens=5_000_000, output_tokens=800)
-    claude = FakeUsageChatModel(
-        model_name="claude-3-5-haiku-20241022", provider="anthropic", replies=["a b c d"]
-    )
-    unpriced = FakeUsageChatModel(model_name="acme-private-7b", provider="acme")
-    failing = FailingChatModel(model_name="gpt-4o")
+    gpt = ProviderChatModel(model_name="gpt-4o", input_tokens=5_000_000, output_tokens=800)
+    claude = ProviderChatModel(model_name="claude-3-5-haiku-20241022", provider="anthropic")
+    unpriced = ProviderChatModel(model_name="acme-private-7b", provider="acme")
+    failing = ProviderChatModel(model_name="gpt-4o", error="provider is down")
 
     def shout(q: str) -> str:
         return q.upper()
