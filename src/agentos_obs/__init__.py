@@ -12,8 +12,14 @@ This module imports nothing optional: the framework integrations live in
 from __future__ import annotations
 
 import importlib as _importlib
+import logging as _logging
 import os as _os
 from typing import TYPE_CHECKING, Any
+
+# The stdlib convention for libraries: the application decides where our log records go.
+# Without a handler here, an app that configured no logging would get our warnings on
+# stderr through `logging.lastResort`.
+_logging.getLogger("agentos_obs").addHandler(_logging.NullHandler())
 
 # Names resolve lazily (PEP 562): `import agentos_obs` stays cheap, and the price catalogue,
 # prometheus_client and ddsketch load only when first used.

@@ -30,10 +30,14 @@ __all__ = [
 ]
 
 
-class ObservabilityStack(tuple):  # type: ignore[type-arg]
+class ObservabilityStack(tuple[Tracer, MetricsRegistry, StructuredLogger, ObservabilityDashboard]):
     """``(tracer, metrics, logger, dashboard)`` — unpacks like the prototype's tuple — plus
     the parts added since as attributes (``cost``, ``span_metrics``, ``budgets``, ``store``,
-    ``otlp``, ``metrics_server``)."""
+    ``otlp``, ``metrics_server``).
+
+    A subclass of the fixed-length tuple type, so type checkers see each of the four: after
+    ``tracer, metrics, logger, dashboard = create_observability_stack()`` a call such as
+    ``tracer.record_llm_call(input_tokens="10")`` is a type error, not ``Any``."""
 
     tracer: Tracer
     metrics: MetricsRegistry

@@ -121,7 +121,8 @@ def test_a_stuck_writer_never_blocks_the_app(lenient: None, tmp_path: Path) -> N
 
 READONLY_WRITER = textwrap.dedent(
     """
-    import json, os, sys, traceback
+    import json, logging, os, sys, traceback
+    logging.basicConfig()  # the app's logging: where the library's one warning goes
     from agentos_obs import testing
     from agentos_obs.tracing import SpanKind
     from agentos_obs.store import SQLiteStore

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -38,6 +39,7 @@ __all__ = [
     "parse_offset",
     "parse_port",
     "parse_time",
+    "require_extra",
     "terminal_safe",
     "write_csv",
     "write_json",
@@ -152,6 +154,21 @@ def parse_offset(text: str) -> int:
 
 def parse_port(text: str) -> int:
     return _int(text, 0, 65535)
+
+
+# -- optional extras ------------------------------------------------------------------------
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent that fails to import; a None in sys.modules
+        return False
+
+
+def require_extra(what: str, extra: str, modules: Sequence[str]) -> None:
+    """A CLIError (one line, exit 1) naming the extra when one of ``modules`` is missing."""
+    missing = [module for module in modules if not _importable(module)]
+    if missing:
+        raise CLIError(f"{what} needs {' and '.join(missing)}: pip install 'agentos-obs[{extra}]'")
 
 
 # -- output -----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from agentos_obs.cli._common import (
     parse_offset,
     parse_port,
     parse_time,
+    require_extra,
     terminal_safe,
 )
 
@@ -233,6 +234,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
         return cmd_demo(args)
     if command == "ui":
+        require_extra("the dashboard", "ui", ("starlette", "uvicorn"))
         from agentos_obs.cli._ui import cmd_ui
 
         return cmd_ui(args)
