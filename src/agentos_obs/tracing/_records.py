@@ -59,6 +59,55 @@ class _Frozen:
 _set = object.__setattr__
 
 
+def fill_span_record(
+    record: SpanRecord,
+    span_id: str,
+    trace_id: str,
+    parent_id: str | None,
+    name: str,
+    kind: SpanKind,
+    status: SpanStatus,
+    start_time: int,
+    end_time: int,
+    duration_ms: float,
+    attributes: Mapping[str, AttributeValue],
+    events: tuple[EventRecord, ...],
+    llm_call: bool,
+    usage: Usage,
+    cost_usd: float | None,
+    cost_status: CostStatus | None,
+    model: str | None,
+    provider: str | None,
+    user_id: str | None,
+    session_id: str | None,
+    agent: str | None,
+) -> SpanRecord:
+    """Set every field of ``record`` from values already checked (the seal's fast path;
+    the public constructor checks, then calls this)."""
+    _set(record, "span_id", span_id)
+    _set(record, "trace_id", trace_id)
+    _set(record, "parent_id", parent_id)
+    _set(record, "name", name)
+    _set(record, "kind", kind)
+    _set(record, "status", status)
+    _set(record, "start_time", start_time)
+    _set(record, "end_time", end_time)
+    _set(record, "duration_ms", duration_ms)
+    _set(record, "attributes", attributes)
+    _set(record, "events", events)
+    _set(record, "llm_call", llm_call)
+    _set(record, "usage", usage)
+    _set(record, "cost_usd", cost_usd)
+    _set(record, "cost_status", cost_status)
+    _set(record, "model", model)
+    _set(record, "provider", provider)
+    _set(record, "user_id", user_id)
+    _set(record, "session_id", session_id)
+    _set(record, "agent", agent)
+    _set(record, "_trace", None)  # the TraceRecord this record is put in
+    return record
+
+
 class EventRecord(_Frozen):
     """Something that happened at a point in a span's life (sanitised)."""
 
@@ -162,35 +211,33 @@ class SpanRecord(_Frozen):
 
         ``attributes`` are sanitised unless ``sanitized`` says they already are.
         """
-        _set(self, "span_id", span_id)
-        _set(self, "trace_id", trace_id)
-        _set(self, "parent_id", parent_id)
-        _set(self, "name", name if sanitized else clean_text(name))
-        _set(self, "kind", SpanKind(kind))
-        _set(self, "status", SpanStatus(status))
-        _set(self, "start_time", int(start_time))
-        _set(self, "end_time", int(end_time))
-        _set(
-            self,
-            "duration_ms",
-            max(0.0, (end_time - start_time) / 1e6 if duration_ms is None else duration_ms),
-        )
         if not attributes:
             attributes = EMPTY
         elif not sanitized:
             attributes = sanitize_attributes(attributes)
-        _set(self, "attributes", attributes)
-        _set(self, "events", tuple(events))
-        _set(self, "llm_call", llm_call)
-        _set(self, "usage", usage if usage is not None else _NO_USAGE)
-        _set(self, "cost_usd", cost_usd)
-        _set(self, "cost_status", cost_status)
-        _set(self, "model", model)
-        _set(self, "provider", provider)
-        _set(self, "user_id", user_id)
-        _set(self, "session_id", session_id)
-        _set(self, "agent", agent)
-        _set(self, "_trace", None)  # the TraceRecord this record is put in
+        fill_span_record(
+            self,
+            span_id,
+            trace_id,
+            parent_id,
+            name if sanitized else clean_text(name),
+            SpanKind(kind),
+            SpanStatus(status),
+            int(start_time),
+            int(end_time),
+            max(0.0, (end_time - start_time) / 1e6 if duration_ms is None else duration_ms),
+            attributes,
+            tuple(events),
+            llm_call,
+            usage if usage is not None else _NO_USAGE,
+            cost_usd,
+            cost_status,
+            model,
+            provider,
+            user_id,
+            session_id,
+            agent,
+        )
 
     # -- read like a Span --------------------------------------------------------------
     @property
@@ -391,26 +438,33 @@ class TraceRecord(_Frozen):
         remote_parent_id: str | None = None,
         sanitized: bool = False,
     ) -> None:
-        records = tuple(spans)
+        records = spans if type(spans) is tuple else tuple(spans)
         root = None
         if root_span_id is not None:
-            root = next((s for s in records if s.span_id == root_span_id), None)
+            if records and records[0].span_id == root_span_id:
+                root = records[0]
+            else:
+                root = next((s for s in records if s.span_id == root_span_id), None)
         if root is None and records:
             root = records[0]
         _set(self, "trace_id", trace_id)
         _set(self, "spans", records)
         _set(self, "root_span", root)
-        _set(self, "name", clean_text(name or (root.name if root is not None else "")))
+        if not name:
+            name = root.name if root is not None else ""
+        _set(self, "name", name if sanitized else clean_text(name))
         _set(self, "service_name", service_name)
         if not attributes:
             attributes = EMPTY
         elif not sanitized:
             attributes = sanitize_attributes(attributes)
         _set(self, "attributes", attributes)
-        first = min((s.start_time for s in records), default=0)
-        last = max((s.end_time for s in records), default=first)
-        _set(self, "start_time", first if start_time is None else int(start_time))
-        _set(self, "end_time", last if end_time is None else int(end_time))
+        if start_time is None:
+            start_time = min((s.start_time for s in records), default=0)
+        if end_time is None:
+            end_time = max((s.end_time for s in records), default=start_time)
+        _set(self, "start_time", int(start_time))
+        _set(self, "end_time", int(end_time))
         if status is None:
             status = _trace_status(root, records)
         _set(self, "status", status)

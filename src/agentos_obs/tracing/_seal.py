@@ -4,15 +4,15 @@ from a finished trace to its :class:`TraceRecord`. Every derived fact has one ru
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import agentos_obs.attributes as attr
 from agentos_obs._internal.guard import count_drop
 from agentos_obs.pricing._usage import Usage
 from agentos_obs.tracing._kinds import CostStatus, SpanKind
-from agentos_obs.tracing._records import EventRecord, SpanRecord, TraceRecord
-from agentos_obs.tracing._sanitize import clean_text
+from agentos_obs.tracing._records import EventRecord, SpanRecord, TraceRecord, fill_span_record
+from agentos_obs.tracing._sanitize import EMPTY, clean_text, sanitize_attributes
 
 if TYPE_CHECKING:
     from agentos_obs.tracing._spans import Span, SpanEvent, Trace
@@ -23,6 +23,7 @@ __all__ = ["MAX_TOKENS", "agent_of", "model_of", "seal", "seal_trace", "session_
 # is repaired to 0 rather than overflow every sum downstream (SQLite, JSON in browsers).
 MAX_TOKENS = 2**40
 _NO_USAGE = Usage()
+_new_record = object.__new__
 
 
 def _token_count(value: Any, field: str, repaired: list[str]) -> int:
@@ -129,31 +130,32 @@ def seal(span: Span, duration_ms: float, end_time: int) -> SpanRecord:
         count_drop("seal.repaired", reason=f"implausible {', '.join(repaired)} repaired")
         attributes = {**attributes, "agentos.repaired": repaired}
     events = tuple(_event_record(e) for e in span.events) if span.events else ()
-    return SpanRecord(
-        span_id=span.span_id,
-        trace_id=span.trace_id,
-        parent_id=span.parent_id,
-        name=span.name,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=end_time,
-        duration_ms=duration_ms,
-        attributes=attributes,
-        events=events,
-        llm_call=llm_call,
-        usage=usage,
-        cost_usd=cost if carries_usage else None,
-        cost_status=cost_status,
-        model=None if model is None else clean_text(model),
-        provider=None if provider is None else clean_text(provider),
-        user_id=_optionalclean_text(user_of(span)),
-        session_id=_optionalclean_text(session_of(span)),
-        agent=_optionalclean_text(agent_of(span)),
+    return fill_span_record(
+        _new_record(SpanRecord),
+        span.span_id,
+        span.trace_id,
+        span.parent_id,
+        clean_text(span.name),
+        span.kind,
+        span.status,
+        span.start_time,
+        end_time,
+        duration_ms if duration_ms > 0.0 else 0.0,
+        sanitize_attributes(attributes) if attributes else EMPTY,
+        events,
+        llm_call,
+        usage,
+        cost if carries_usage else None,
+        cost_status,
+        None if model is None else clean_text(model),
+        None if provider is None else clean_text(provider),
+        _optional_text(user_of(span)),
+        _optional_text(session_of(span)),
+        _optional_text(agent_of(span)),
     )
 
 
-def _optionalclean_text(value: str | None) -> str | None:
+def _optional_text(value: str | None) -> str | None:
     return None if value is None else clean_text(value)
 
 
@@ -161,23 +163,29 @@ def _event_record(event: SpanEvent) -> EventRecord:
     return EventRecord(event.name, event.timestamp, event.attributes)
 
 
-def seal_trace(
-    trace: Trace, records: Iterable[SpanRecord], service_name: str | None
-) -> TraceRecord:
-    """The record of ``trace``, whose spans have all ended (called once, by the tracer)."""
+def seal_trace(trace: Trace, records: list[SpanRecord], service_name: str | None) -> TraceRecord:
+    """The record of ``trace``, whose spans have all ended (called once, by the tracer).
+
+    Status, user and session come from the records (the root's user and session are the
+    trace's, by the seal's rule), not from the live trace again.
+    """
     root = trace.root_span
+    root_record = root.record if root is not None else None
+    user_id = session_id = None
+    if root_record is None:  # a start_trace block without spans: its attributes say
+        user_id = _optional_text(trace.user_id)
+        session_id = _optional_text(trace.session_id)
     return TraceRecord(
         trace_id=trace.trace_id,
-        spans=records,
+        spans=tuple(records),
         name=trace.name,
         service_name=service_name,
         attributes=trace.attributes,
-        root_span_id=root.span_id if root is not None else None,
+        root_span_id=root_record.span_id if root_record is not None else None,
         start_time=trace.start_time,
         end_time=trace.end_time,
-        status=trace.status,
-        user_id=_optionalclean_text(trace.user_id),
-        session_id=_optionalclean_text(trace.session_id),
+        user_id=user_id,
+        session_id=session_id,
         remote_parent_id=trace.remote_parent_id,
     )
 
