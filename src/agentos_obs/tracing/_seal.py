@@ -93,7 +93,9 @@ def seal(span: Span, duration_ms: float, end_time: int) -> SpanRecord:
     """The record of ``span``, which has just ended (called once, by the tracer)."""
     repaired: list[str] = []
     usage = _NO_USAGE
-    cost = _cost(span.cost_usd, repaired)
+    cost = span.cost_usd
+    if cost is not None:
+        cost = _cost(cost, repaired)
     carries_usage = span.usage_recorded or bool(
         span.input_tokens or span.output_tokens or cost is not None
     )
@@ -149,9 +151,33 @@ def seal(span: Span, duration_ms: float, end_time: int) -> SpanRecord:
         cost_status,
         None if model is None else clean_text(model),
         None if provider is None else clean_text(provider),
-        _optional_text(user_of(span)),
-        _optional_text(session_of(span)),
+        *_people(span),
         _optional_text(agent_of(span)),
+    )
+
+
+def _people(span: Span) -> tuple[str | None, str | None]:
+    """(user, session) of a span: the trace's, else the nearest ancestor's (one rule with
+    :func:`user_of` and :func:`session_of`, in one pass for the seal)."""
+    trace = span.trace
+    user = session = None
+    if trace is not None:  # the trace's own attributes, then its root span's
+        values = trace.attributes
+        user, session = values.get(attr.USER_ID), values.get(attr.SESSION_ID)
+        root = trace.root_span
+        if root is not None and (user is None or session is None):
+            values = root.attributes
+            if user is None:
+                user = values.get(attr.USER_ID)
+            if session is None:
+                session = values.get(attr.SESSION_ID)
+    if user is None:
+        user = span.inherited(attr.USER_ID)
+    if session is None:
+        session = span.inherited(attr.SESSION_ID)
+    return (
+        None if user is None else clean_text(str(user)),
+        None if session is None else clean_text(str(session)),
     )
 
 
