@@ -37,7 +37,9 @@ def run_script(setup: str, *, env: dict[str, str] | None = None) -> tuple[float,
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTOS"))}
     full_env["PYTHONPATH"] = SRC
     full_env.update(env or {})
-    code = textwrap.dedent(setup) + RECORD_TEN
+    # The app configures logging, so the library's one warning reaches stderr (a library's
+    # logger alone has only a NullHandler).
+    code = "import logging\nlogging.basicConfig()\n" + textwrap.dedent(setup) + RECORD_TEN
     start = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=full_env

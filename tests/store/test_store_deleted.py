@@ -116,6 +116,8 @@ def test_a_directory_that_cannot_be_made_again_counts_the_loss(
 
 WRITER_PROCESS = textwrap.dedent(
     """
+    import logging
+    logging.basicConfig()  # the app's logging: where the library's one warning goes
     import json, sys, time
     import agentos_obs._internal.guard as _guard
     from agentos_obs.store import SQLiteStore

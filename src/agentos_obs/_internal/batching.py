@@ -329,7 +329,9 @@ class BatchWorker(Generic[T]):
                 return
             self._process(batch)
 
-    def record_loss(self, count: int, reason: str, *, component: str | None = None) -> None:
+    def record_loss(
+        self, count: int, reason: str, *, component: str | None = None, log: bool = True
+    ) -> None:
         """Count ``count`` items the handler could not deliver (it caught the failure).
 
         ``component`` names the drop counter (default: the worker's name), e.g.
@@ -338,7 +340,7 @@ class BatchWorker(Generic[T]):
         """
         with self._cond:
             self.dropped += count
-        _guard.count_drop(component or self.name, count, reason)
+        _guard.count_drop(component or self.name, count, reason, log=log)
 
     def handler_failed(
         self, count: int, exc: BaseException, *, bug: bool = True, component: str | None = None
@@ -346,7 +348,8 @@ class BatchWorker(Generic[T]):
         """``count`` items lost because ``exc`` was raised handling them: counted, reported
         (logged once), and — for a bug, in strict mode — re-raised by the next flush."""
         name = component or self.name
-        self.record_loss(count, f"write failed: {type(exc).__name__}", component=name)
+        # One log line for the failure (report's); the loss is counted, not logged again.
+        self.record_loss(count, f"write failed: {type(exc).__name__}", component=name, log=False)
         _guard.report(name, exc, reraise_in_strict=False)
         if bug and _guard.is_strict():
             with self._cond:

@@ -69,12 +69,13 @@ def report(component: str, exc: BaseException, *, reraise_in_strict: bool = True
         raise exc
 
 
-def count_drop(component: str, n: int = 1, reason: str = "") -> None:
-    """Count data dropped on purpose (full queue, bounded buffer); log the first drop."""
+def count_drop(component: str, n: int = 1, reason: str = "", *, log: bool = True) -> None:
+    """Count data dropped on purpose (full queue, bounded buffer); log the first drop
+    (``log=False`` when the cause is logged already, e.g. by :func:`report`)."""
     with _lock:
         first = _drops[component] == 0
         _drops[component] += n
-    if first:
+    if first and log:
         logger.warning(
             "agentos_obs: %s dropped data%s; further drops are counted, not logged",
             component,
