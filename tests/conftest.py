@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 import agentos_obs._internal.guard as _guard
+from replay_server import ReplayServer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -41,3 +42,20 @@ def require_binary(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# -- the replay server for tests with real provider clients (tests/replay_server.py) ---------
+
+
+@pytest.fixture(scope="session")
+def _replay_session() -> Iterator[ReplayServer]:
+    with ReplayServer() as server:
+        yield server
+
+
+@pytest.fixture
+def replay(_replay_session: ReplayServer) -> Iterator[ReplayServer]:
+    """The replay server on 127.0.0.1 (one per session), reset for each test."""
+    _replay_session.reset()
+    yield _replay_session
+    _replay_session.reset()

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentos_obs._internal.redact import SECRET_VALUE as _SECRET_VALUE
+from agentos_obs.integrations._messages import tool_call_id_of, tool_calls_of
 
 __all__ = ["REDACTED", "is_secret_key", "redact", "to_text", "truncate"]
 
@@ -117,16 +118,20 @@ def _jsonable(value: Any, _depth: int = 0) -> Any:
         }
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_jsonable(v, _depth + 1) for v in value]
-    # LangChain messages and documents: keep their content and role, not internals.
+    # LangChain and LlamaIndex messages and documents: their content and role, the tool
+    # calls an assistant turn makes and the call a tool message answers; not internals.
     content = getattr(value, "content", None)
     if content is not None:
         role = getattr(value, "type", None) or getattr(value, "role", None)
         item: dict[str, Any] = {"content": _jsonable(content, _depth + 1)}
         if role is not None:
             item["role"] = str(getattr(role, "value", role))
-        tool_calls = getattr(value, "tool_calls", None)
+        tool_calls = tool_calls_of(value)
         if tool_calls:
             item["tool_calls"] = _jsonable(tool_calls, _depth + 1)
+        call_id = tool_call_id_of(value)
+        if call_id is not None:
+            item["tool_call_id"] = call_id
         return item
     page_content = getattr(value, "page_content", None)
     if page_content is not None:

@@ -19,8 +19,9 @@ from llama_index.core.tools import FunctionTool
 
 import agentos_obs._internal.guard as _guard
 import agentos_obs.attributes as attr
+from agentos_obs.integrations import set_usage_options
 from agentos_obs.integrations.llama_index import instrument, uninstrument
-from agentos_obs.tracing import SpanKind, SpanStatus, Tracer, TracerConfig
+from agentos_obs.tracing import CostStatus, SpanKind, SpanStatus, Tracer, TracerConfig
 from li_fakes import (
     ANTHROPIC_USAGE,
     DOCS,
@@ -228,10 +229,29 @@ def test_unknown_model_is_unpriced_not_free(traced: Traced, index: VectorStoreIn
     assert trace.usage_totals()["unpriced_llm_calls"] == 1
 
 
-def test_llm_without_usage_records_no_tokens(traced: Traced, index: VectorStoreIndex) -> None:
+def test_llm_without_usage_is_estimated_and_marked(traced: Traced, index: VectorStoreIndex) -> None:
     index.as_query_engine(llm=UsageLLM(shape="none")).query(QUESTION)
     trace = traced.only_trace()
+    (call,) = [r for r in trace.spans if r.llm_call]
+    assert call.cost_status is CostStatus.ESTIMATED
+    assert call.attributes[attr.LLM_USAGE_ESTIMATED] is True
+    assert call.attributes[attr.LLM_USAGE_ESTIMATE_METHOD] == "o200k_base"
+    assert call.input_tokens > 0 and call.output_tokens > 0
+    assert call.model == "gpt-4o-mini"  # from the LLM's configuration
+
+
+def test_llm_without_usage_and_no_estimate_records_no_tokens(
+    traced: Traced, index: VectorStoreIndex
+) -> None:
+    previous = set_usage_options(estimate=False)
+    try:
+        index.as_query_engine(llm=UsageLLM(shape="none")).query(QUESTION)
+    finally:
+        set_usage_options(estimate=previous.estimate)
+    trace = traced.only_trace()
     assert trace.total_tokens == 0
+    (call,) = [r for r in trace.spans if r.llm_call]
+    assert call.cost_status is CostStatus.NO_USAGE  # counted, never silent
     complete = by_name(trace, "UsageLLM.complete")[0]
     assert complete.model_name == "gpt-4o-mini"  # from the LLM's configuration
 
