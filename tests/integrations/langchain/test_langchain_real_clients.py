@@ -270,3 +270,47 @@ def test_anthropic_time_to_first_token_waits_for_the_first_text_delta(
 
     ttft = rec.ttft_ms(rec.calls[0])
     assert ttft is not None and ttft >= 240
+
+
+def test_tool_calls_call_ids_and_definitions_in_captured_content(replay: ReplayServer) -> None:
+    import json
+
+    rec = Recorder(capture_content=True)
+    handler = AgentOSCallbackHandler(tracer=rec.tracer)
+
+    def get_weather(location: str) -> str:
+        """Get the weather for a location."""
+        return "The weather in London is sunny."
+
+    model = openai_model(replay, "gpt-4o-mini", temperature=0.0).bind_tools([get_weather])
+    history: list[Any] = [
+        ("system", "You are a helpful assistant."),
+        HumanMessage("What's the weather in London?"),
+    ]
+    first = model.invoke(history, config=config(handler))
+    call_id = first.tool_calls[0]["id"]
+    history += [first, ToolMessage("The weather in London is sunny.", tool_call_id=call_id)]
+    model.invoke(history, config=config(handler))
+
+    asked, answered = rec.calls
+    assert json.loads(asked.attributes[attr.LLM_TOOLS]) == [
+        {
+            "name": "get_weather",
+            "description": "Get the weather for a location.",
+            "parameters": {
+                "properties": {"location": {"type": "string"}},
+                "required": ["location"],
+                "type": "object",
+            },
+        }
+    ]
+    out = json.loads(asked.attributes[attr.LLM_OUTPUT_MESSAGES])
+    assert out["content"] == ""
+    assert out["tool_calls"] == [
+        {"id": call_id, "name": "get_weather", "arguments": {"location": "London"}}
+    ]
+    sent = json.loads(answered.attributes[attr.LLM_INPUT_MESSAGES])
+    assert sent[2]["tool_calls"][0]["id"] == call_id
+    assert sent[3]["role"] == "tool" and sent[3]["tool_call_id"] == call_id
+    # recorded without usage (the real silent case): both calls counted and estimated
+    assert [c.cost_status for c in rec.calls] == [CostStatus.ESTIMATED] * 2
