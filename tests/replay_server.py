@@ -21,7 +21,8 @@ come back as floats or base64 as asked.
 What was served is kept in :attr:`ReplayServer.served` — including the usage each recording
 holds even when it was not sent — so tests can compare what was recorded with what the
 server said. ``first_delta_delay_s`` holds back everything after a stream's first event
-(OpenAI's role chunk, Anthropic's ``message_start``) to make time to first token measurable.
+(OpenAI's role chunk, Anthropic's ``message_start``) to make time to first token measurable;
+``break_stream_after`` cuts a stream after that many events with one the client cannot parse.
 An unmatched request gets a 404 whose message names the key it looked for.
 """
 
@@ -390,6 +391,7 @@ class ReplayServer:
         self.requests: list[dict[str, Any]] = []
         self.served: list[Served] = []
         self.first_delta_delay_s = 0.0
+        self.break_stream_after: int | None = None
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -431,6 +433,7 @@ class ReplayServer:
             self.served.clear()
             self._failures.clear()
         self.first_delta_delay_s = 0.0
+        self.break_stream_after = None
         for entries in self._interactions.values():
             for entry in entries:
                 entry.uses = 0
@@ -570,7 +573,13 @@ class ReplayServer:
         http.send_header("Cache-Control", "no-cache")
         http.send_header("Connection", "close")
         http.end_headers()
+        cut = self.break_stream_after
         for index, event in enumerate(_encoded(events)):
+            if cut is not None and index >= cut:
+                # A stream that breaks off: an event the client cannot parse, then EOF.
+                http.wfile.write(b"data: {broken\n\n")
+                http.wfile.flush()
+                break
             http.wfile.write(event)
             http.wfile.flush()
             if index == 0 and self.first_delta_delay_s > 0:

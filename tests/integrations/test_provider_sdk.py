@@ -471,3 +471,15 @@ def test_package_level_instrument_turns_the_sdk_layers_on_only_when_asked() -> N
     assert not obs_openai.instrumented() and not obs_anthropic.instrumented()
     assert openai.resources.embeddings.Embeddings.create.__name__ == "create"
     assert not hasattr(openai.resources.embeddings.Embeddings.create, "__agentos_obs__")
+
+
+def test_a_direct_stream_that_breaks_off_is_failed_and_estimated(
+    replay: ReplayServer, rec: Recorder, oai: openai.OpenAI
+) -> None:
+    replay.break_stream_after = 6
+    with pytest.raises(ValueError):
+        for _ in oai.chat.completions.create(model="gpt-3.5-turbo", messages=JOKE, stream=True):
+            pass
+    (call,) = rec.calls
+    assert call.status is SpanStatus.ERROR and call.cost_status is CostStatus.ESTIMATED
+    assert (call.input_tokens, call.output_tokens) == (18, 5)

@@ -314,3 +314,19 @@ def test_tool_calls_call_ids_and_definitions_in_captured_content(replay: ReplayS
     assert sent[3]["role"] == "tool" and sent[3]["tool_call_id"] == call_id
     # recorded without usage (the real silent case): both calls counted and estimated
     assert [c.cost_status for c in rec.calls] == [CostStatus.ESTIMATED] * 2
+
+
+def test_a_stream_that_breaks_off_is_a_failed_call_with_what_it_streamed_estimated(
+    replay: ReplayServer, rec: Recorder, handler: AgentOSCallbackHandler
+) -> None:
+    replay.break_stream_after = 6  # role chunk and five words, then garbage
+    received = []
+    with pytest.raises(ValueError):  # the client's own error reaches the app unchanged
+        for chunk in openai_model(replay).stream(JOKE, config=config(handler)):
+            received.append(chunk.content)
+
+    (call,) = rec.calls
+    assert call.failed and call.cost_status is CostStatus.ESTIMATED
+    assert call.input_tokens == 18  # the whole prompt was processed
+    assert call.output_tokens == 5  # what came back: "Why couldn't the bicycle"
+    assert "".join(map(str, received)) == "Why couldn't the bicycle"
