@@ -11,6 +11,7 @@ from typing import Any
 
 from agentos_obs._internal.guard import report
 from agentos_obs.integrations import _sdk
+from agentos_obs.integrations import _sdk_streams as _streams
 from agentos_obs.integrations._sdk import Request, SdkCall, SdkLayer
 from agentos_obs.integrations.anthropic._readers import MessageEvents, message_outcome
 from agentos_obs.tracing._kinds import SpanKind
@@ -36,17 +37,17 @@ def _request(kwargs: dict[str, Any], *, stream: bool = False) -> Request:
 def _observe(call: SdkCall) -> Callable[[Any], Any]:
     def observe(result: Any) -> Any:
         try:
-            if _sdk.is_raw_response(result):
+            if _streams.is_raw_response(result):
                 raw_type = (
-                    _sdk.ObservedAsyncRawResponse
+                    _streams.ObservedAsyncRawResponse
                     if inspect.iscoroutinefunction(result.parse)
-                    else _sdk.ObservedRawResponse
+                    else _streams.ObservedRawResponse
                 )
                 return raw_type(result, observe)
             if call.request.stream:
                 if hasattr(result, "__aiter__"):
-                    return _sdk.ObservedAsyncStream(result, call, MessageEvents())
-                return _sdk.ObservedStream(result, call, MessageEvents())
+                    return _streams.ObservedAsyncStream(result, call, MessageEvents())
+                return _streams.ObservedStream(result, call, MessageEvents())
         except Exception as exc:
             report("anthropic.response", exc)
             return result

@@ -11,6 +11,7 @@ from typing import Any
 
 from agentos_obs._internal.guard import report
 from agentos_obs.integrations import _sdk
+from agentos_obs.integrations import _sdk_streams as _streams
 from agentos_obs.integrations._options import usage_options
 from agentos_obs.integrations._sdk import Accumulator, Outcome, Request, SdkCall, SdkLayer
 from agentos_obs.integrations.openai._readers import (
@@ -80,18 +81,18 @@ def _observer(
 
     def observe(result: Any) -> Any:
         try:
-            if _sdk.is_raw_response(result):
+            if _streams.is_raw_response(result):
                 raw_type = (
-                    _sdk.ObservedAsyncRawResponse
+                    _streams.ObservedAsyncRawResponse
                     if inspect.iscoroutinefunction(result.parse)
-                    else _sdk.ObservedRawResponse
+                    else _streams.ObservedRawResponse
                 )
                 return raw_type(result, observe)
             if chunks is not None and call.request.stream:
                 if hasattr(result, "__aiter__"):
-                    return _sdk.ObservedAsyncStream(result, call, chunks())
+                    return _streams.ObservedAsyncStream(result, call, chunks())
                 if hasattr(result, "__iter__") and not hasattr(result, "choices"):
-                    return _sdk.ObservedStream(result, call, chunks())
+                    return _streams.ObservedStream(result, call, chunks())
         except Exception as exc:
             report("openai.response", exc)
             return result
