@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 import agentos_obs._internal.guard as _guard
+from agentos_obs.integrations._current import clear_marks
 from replay_server import ReplayServer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -20,6 +21,10 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 def _strict_mode() -> Iterator[None]:
     _guard.reset_counts()
     _guard.set_strict(True)
+    # Every test starts with no framework span left in its context by an earlier one (tests
+    # that open runs and never end them on purpose would otherwise hold the SDK layer's
+    # requests).
+    clear_marks()
     yield
     _guard.set_strict(False)
     _guard.reset_counts()

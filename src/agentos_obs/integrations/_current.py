@@ -7,10 +7,13 @@ caller's context, the handler leaves a :class:`FrameworkMark` there; a request m
 that context (the model's own call into the ``openai`` SDK, an embedding inside a retriever)
 finds it with :func:`framework_span`.
 
-A mark is never reset. It holds its span until the span ends (the handler calls
-:meth:`FrameworkMark.release`), then only a link to the mark of the enclosing framework
-span, so a stale mark costs a few bytes, never a trace. :func:`framework_span` walks from the
-innermost mark to the nearest one whose span is still open.
+When the span ends the handler calls :meth:`FrameworkMark.release`: in the context the span
+started in, the mark is reset; in another one (LangChain runs some end callbacks in a task
+of their own) it stays there, holding only a link to the mark of the enclosing framework
+span, so a stale mark costs a few bytes, never a trace. :func:`framework_span` walks from
+the innermost mark to the nearest one whose span is still open. A framework span that never
+ends (a run LangChain never closes) stays visible in its context until the integration's
+sweep ends it.
 
 Where a handler runs in another context (LangChain's thread pool for handlers built with
 ``run_inline=False``), its mark never reaches the caller: the SDK layer then sees no framework
@@ -19,27 +22,42 @@ span and records the request on a span of its own.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+import contextlib
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agentos_obs.tracing._spans import Span
 
-__all__ = ["FrameworkMark", "current_mark", "framework_span", "mark_framework_span"]
+__all__ = [
+    "FrameworkMark",
+    "clear_marks",
+    "current_mark",
+    "framework_span",
+    "mark_framework_span",
+]
 
 
 class FrameworkMark:
     """A framework span left in the caller's context while it is open."""
 
-    __slots__ = ("parent", "span")
+    __slots__ = ("parent", "span", "token")
 
     def __init__(self, span: Span, parent: FrameworkMark | None) -> None:
         self.span: Span | None = span
         self.parent = parent
+        self.token: Token[FrameworkMark | None] | None = None
 
     def release(self) -> None:
-        """The span ended: forget it (the link to the enclosing mark stays)."""
+        """The span ended: forget it (the link to the enclosing mark stays). Ended in the
+        context it started in (the usual case), the context gets back the mark it had
+        before; ended elsewhere, the stale mark stays there, pointing at nothing."""
         self.span = None
+        token, self.token = self.token, None
+        if token is not None:
+            # Raises in another context (an end callback run in its own task or thread).
+            with contextlib.suppress(ValueError, RuntimeError):
+                _MARK.reset(token)
 
     def open_span(self) -> Span | None:
         mark = _open_mark(self)
@@ -64,7 +82,7 @@ def mark_framework_span(span: Span, parent: FrameworkMark | None = None) -> Fram
     the one already in the context). Marks of ended spans are skipped, so the chain holds
     only open spans: a context that runs one root after another keeps one mark, not all."""
     mark = FrameworkMark(span, _open_mark(parent if parent is not None else _MARK.get()))
-    _MARK.set(mark)
+    mark.token = _MARK.set(mark)
     return mark
 
 
@@ -72,3 +90,8 @@ def framework_span() -> Span | None:
     """The innermost framework span still open in this context, or None."""
     mark = _MARK.get()
     return None if mark is None else mark.open_span()
+
+
+def clear_marks() -> None:
+    """Forget every mark in this context (a test starting clean; a worker thread reused)."""
+    _MARK.set(None)
