@@ -21,8 +21,6 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agentos_obs.pricing._usage import read_field
-
 __all__ = [
     "answer_of",
     "chat_messages",
@@ -35,6 +33,45 @@ __all__ = [
 # LangChain message types -> chat roles.
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 _MAX_ITEMS = 1000
+_CACHE_LIMIT = 4096
+_MAPPING: frozenset[str] = frozenset({"<mapping>"})
+_names: dict[type, frozenset[str] | None] = {}
+
+
+def _names_of(cls: type) -> frozenset[str] | None:
+    """What instances of a pydantic class can answer (fields, properties, methods), once per
+    class; None for a class read by plain ``getattr``."""
+    if issubclass(cls, Mapping):
+        return _MAPPING
+    fields = getattr(cls, "model_fields", None)
+    if not isinstance(fields, dict):
+        return None
+    return frozenset(fields) | frozenset(dir(cls))
+
+
+def read_field(obj: Any, name: str) -> Any:
+    """``obj[name]`` or ``obj.name``, None when absent; cheap on pydantic models (LangChain
+    and LlamaIndex messages, SDK objects), where asking for a missing attribute costs an
+    exception inside pydantic: which names a class has is looked up once."""
+    if obj is None:
+        return None
+    cls = obj.__class__
+    if cls is dict:
+        return obj.get(name)
+    names = _names.get(cls, _MAPPING)
+    if names is _MAPPING and cls not in _names:
+        if len(_names) >= _CACHE_LIMIT:
+            _names.clear()
+        names = _names[cls] = _names_of(cls)
+    if names is _MAPPING:
+        return obj.get(name)
+    if names is not None and name not in names:
+        extra = getattr(obj, "__pydantic_extra__", None)  # models that allow extra keys
+        return extra.get(name) if isinstance(extra, dict) else None
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # a property that raises
+        return None
 
 
 def _role(message: Any) -> str | None:
