@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 
 from agentos_obs import testing
+from agentos_obs.integrations._current import clear_marks
 from agentos_obs.pricing import PriceCatalog
 from agentos_obs.testing import FlatPricing, InMemoryExporter
 from agentos_obs.tracing import Tracer, TracerConfig
+from replay_server import ReplayServer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -69,6 +71,10 @@ def tracer(pricing: PriceCatalog, exporter: InMemoryExporter) -> Tracer:
 @pytest.fixture(autouse=True)
 def _strict_mode() -> Iterator[None]:
     testing.reset_counts()
+    # Every test starts with no framework span left in its context by an earlier one (tests
+    # that open runs and never end them on purpose would otherwise hold the SDK layer's
+    # requests).
+    clear_marks()
     with testing.strict_mode():
         yield
     testing.reset_counts()
@@ -90,3 +96,20 @@ def require_binary(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# -- the replay server for tests with real provider clients (tests/replay_server.py) ---------
+
+
+@pytest.fixture(scope="session")
+def _replay_session() -> Iterator[ReplayServer]:
+    with ReplayServer() as server:
+        yield server
+
+
+@pytest.fixture
+def replay(_replay_session: ReplayServer) -> Iterator[ReplayServer]:
+    """The replay server on 127.0.0.1 (one per session), reset for each test."""
+    _replay_session.reset()
+    yield _replay_session
+    _replay_session.reset()

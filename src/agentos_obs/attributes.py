@@ -23,8 +23,11 @@ __all__ = [
     "LLM_REQUEST_MODEL",
     "LLM_STREAMING",
     "LLM_TIME_TO_FIRST_TOKEN_MS",
+    "LLM_TOOLS",
     "LLM_UNPRICED",
     "LLM_USAGE_ESTIMATED",
+    "LLM_USAGE_ESTIMATE_METHOD",
+    "LLM_USAGE_SOURCE",
     "LLM_WRAPPER",
     "OUTPUT_VALUE",
     "RETRIEVAL_DOCUMENTS",
@@ -61,8 +64,20 @@ LLM_UNPRICED = "llm.cost.unpriced"  # True when no price was known for the model
 LLM_USAGE_ESTIMATED = "llm.usage.estimated"  # True when tokens were estimated, not reported
 # True on an LLM span that wraps a call counted on another span (not a call of its own)
 LLM_WRAPPER = "agentos.llm.wrapper"
-LLM_INPUT_MESSAGES = "llm.input_messages"  # content capture only
-LLM_OUTPUT_MESSAGES = "llm.output_messages"  # content capture only
+# How estimated tokens were counted: "o200k_base" / "cl100k_base" (the model's tokenizer) or
+# "chars/4" / "chars/3.5" (approximation); see agentos_obs.pricing.estimate_usage.
+LLM_USAGE_ESTIMATE_METHOD = "llm.usage.estimate_method"
+# "sdk" when the usage was read from the provider SDK's response by the SDK layer
+# (agentos_obs.integrations.openai / .anthropic); absent when the framework reported it.
+LLM_USAGE_SOURCE = "llm.usage.source"
+# Content capture only. JSON: one message or a list of messages, each
+# {"role", "content", "tool_calls"?: [{"id", "name", "arguments"}], "tool_call_id"?, "name"?}
+# (an assistant turn's tool calls; the call id a tool message answers).
+LLM_INPUT_MESSAGES = "llm.input_messages"
+LLM_OUTPUT_MESSAGES = "llm.output_messages"
+# Content capture only. JSON list of the tool definitions offered to the model:
+# [{"name", "description"?, "parameters"?: <JSON schema>}].
+LLM_TOOLS = "llm.tools"
 
 INPUT_VALUE = "input.value"  # content capture only
 OUTPUT_VALUE = "output.value"  # content capture only

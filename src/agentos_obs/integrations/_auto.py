@@ -1,5 +1,6 @@
 """Global opt-in: ``agentos_obs.instrument()`` traces every LangChain and LlamaIndex run in
-the process without passing callbacks; ``uninstrument()`` stops it."""
+the process without passing callbacks; ``uninstrument()`` stops it. The provider-SDK layers
+(``openai``, ``anthropic``) are opt-in here: they wrap a third-party SDK's methods."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ __all__ = ["instrument", "instrumented", "uninstrument"]
 _INTEGRATIONS = {
     "langchain": ("agentos_obs.integrations.langchain", "langchain_core"),
     "llama_index": ("agentos_obs.integrations.llama_index", "llama_index.core"),
+    "openai": ("agentos_obs.integrations.openai", "openai"),
+    "anthropic": ("agentos_obs.integrations.anthropic", "anthropic"),
 }
 _active: set[str] = set()
 
@@ -31,13 +34,22 @@ def instrument(
     tracer: Tracer | None = None,
     langchain: bool | None = None,
     llama_index: bool | None = None,
+    *,
+    openai: bool | None = False,
+    anthropic: bool | None = False,
 ) -> dict[str, bool]:
     """Instrument the frameworks: ``None`` = if importable, ``True`` = required (ImportError
-    naming the extra when missing), ``False`` = leave alone. Idempotent; ``tracer=None``
-    reports to the default stack. Returns which integrations are now active."""
+    naming the extra when missing), ``False`` = leave alone. The SDK layers default to
+    ``False``. Idempotent; ``tracer=None`` reports to the default stack. Returns which
+    integrations are now active."""
     if tracer is not None and not isinstance(tracer, Tracer):
         raise ConfigurationError(f"tracer must be an agentos_obs.Tracer, got {tracer!r}")
-    wanted = {"langchain": langchain, "llama_index": llama_index}
+    wanted = {
+        "langchain": langchain,
+        "llama_index": llama_index,
+        "openai": openai,
+        "anthropic": anthropic,
+    }
     for name, flag in wanted.items():
         if flag is False:
             continue

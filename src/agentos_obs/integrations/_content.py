@@ -21,6 +21,7 @@ from uuid import UUID
 
 from agentos_obs._internal.jsonsafe import dumps, safe_text
 from agentos_obs._internal.redact import REDACTED, is_secret_key, redact, scrub
+from agentos_obs.integrations._messages import tool_call_id_of, tool_calls_of
 
 # REDACTED, is_secret_key and redact are the redactor's own, re-exported for the
 # integrations that import them from here.
@@ -65,16 +66,20 @@ def _content(value: Any, depth: int = 0) -> Any:
         return [_content(v, depth + 1) for v in value]
     if isinstance(value, _BY_VALUE):
         return value
-    # LangChain messages and documents: keep their content and role, not internals.
+    # LangChain and LlamaIndex messages and documents: their content and role, the tool
+    # calls an assistant turn makes and the call a tool message answers; not internals.
     content = getattr(value, "content", None)
     if content is not None:
         role = getattr(value, "type", None) or getattr(value, "role", None)
         item: dict[str, Any] = {"content": _content(content, depth + 1)}
         if role is not None:
             item["role"] = str(getattr(role, "value", role))
-        tool_calls = getattr(value, "tool_calls", None)
+        tool_calls = tool_calls_of(value)
         if tool_calls:
             item["tool_calls"] = _content(tool_calls, depth + 1)
+        call_id = tool_call_id_of(value)
+        if call_id is not None:
+            item["tool_call_id"] = call_id
         return item
     page_content = getattr(value, "page_content", None)
     if page_content is not None:

@@ -1,9 +1,20 @@
-"""Token usage in one shape from every provider's own, and what it costs: the price
-catalogue (genai-prices underneath, with user overrides and aliases)."""
+"""Token usage in one shape from every provider's own, what it costs (the price catalogue:
+genai-prices underneath, with user overrides and aliases), and usage estimated offline for
+calls whose provider reported none."""
 
 from __future__ import annotations
 
 from agentos_obs.pricing._catalog import ModelPrice, PriceCatalog, default_catalog
+from agentos_obs.pricing._estimate import (
+    APPROXIMATION_TOLERANCE,
+    TOKENIZER_TOLERANCE,
+    Estimate,
+    Tolerance,
+    count_tokens,
+    encoding_for,
+    estimate_usage,
+    tokenizer_available,
+)
 from agentos_obs.pricing._usage import (
     Usage,
     extract_usage,
@@ -18,12 +29,20 @@ from agentos_obs.pricing._usage import (
 )
 
 __all__ = [
+    "APPROXIMATION_TOLERANCE",
+    "TOKENIZER_TOLERANCE",
+    "Estimate",
     "ModelPrice",
     "PriceCatalog",
+    "Tolerance",
     "Usage",
+    "count_tokens",
     "default_catalog",
+    "encoding_for",
+    "estimate_usage",
     "extract_usage",
     "read_field",
+    "tokenizer_available",
     "usage_from_anthropic",
     "usage_from_bedrock",
     "usage_from_cohere",

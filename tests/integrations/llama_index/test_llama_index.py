@@ -18,9 +18,10 @@ from llama_index.core.tools import FunctionTool
 
 import agentos_obs.attributes as attr
 from agentos_obs import testing
+from agentos_obs.integrations import set_usage_options
 from agentos_obs.integrations.llama_index import AgentOSSpanHandler, instrument, uninstrument
 from agentos_obs.testing import InMemoryExporter
-from agentos_obs.tracing import SpanKind, SpanStatus, Tracer, TracerConfig
+from agentos_obs.tracing import CostStatus, SpanKind, SpanStatus, Tracer, TracerConfig
 from li_fakes import (
     ANTHROPIC_USAGE,
     DOCS,
@@ -229,12 +230,31 @@ def test_unknown_model_is_unpriced_not_free(
     assert trace.usage_totals()["unpriced_llm_calls"] == 1
 
 
-def test_llm_without_usage_records_no_tokens(
+def test_llm_without_usage_is_estimated_and_marked(
     handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
 ) -> None:
     index.as_query_engine(llm=UsageLLM(shape="none")).query(QUESTION)
     trace = exporter.trace
+    (call,) = [r for r in trace.spans if r.llm_call]
+    assert call.cost_status is CostStatus.ESTIMATED
+    assert call.attributes[attr.LLM_USAGE_ESTIMATED] is True
+    assert call.attributes[attr.LLM_USAGE_ESTIMATE_METHOD] == "o200k_base"
+    assert call.input_tokens > 0 and call.output_tokens > 0
+    assert call.model == "gpt-4o-mini"  # from the LLM's configuration
+
+
+def test_llm_without_usage_and_no_estimate_records_no_tokens(
+    handler: AgentOSSpanHandler, exporter: InMemoryExporter, index: VectorStoreIndex
+) -> None:
+    previous = set_usage_options(estimate=False)
+    try:
+        index.as_query_engine(llm=UsageLLM(shape="none")).query(QUESTION)
+    finally:
+        set_usage_options(estimate=previous.estimate)
+    trace = exporter.trace
     assert trace.total_tokens == 0
+    (call,) = [r for r in trace.spans if r.llm_call]
+    assert call.cost_status is CostStatus.NO_USAGE  # counted, never silent
     complete = by_name(trace, "UsageLLM.complete")[0]
     assert complete.model_name == "gpt-4o-mini"  # from the LLM's configuration
 

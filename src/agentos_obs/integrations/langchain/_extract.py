@@ -21,10 +21,12 @@ __all__ = [
     "MAX_PARAMS_LENGTH",
     "NO_MARKERS",
     "LLMOutcome",
+    "answer_message",
     "chain_kind",
     "document_count",
     "finish_reason",
     "generations_content",
+    "has_delta",
     "invocation_params_json",
     "is_interrupt",
     "message_usage",
@@ -253,6 +255,41 @@ def _first_generation(response: Any) -> Any:
     if isinstance(first, list):
         return first[0] if first else None
     return first
+
+
+def answer_message(response: Any) -> Any:
+    """The first generation's message (or text) of an ``LLMResult``, or None."""
+    generation = _first_generation(response)
+    if generation is None:
+        return None
+    message = getattr(generation, "message", None)
+    return message if message is not None else getattr(generation, "text", None)
+
+
+def has_delta(token: Any, chunk: Any) -> bool:
+    """True for a streamed chunk that carries content or a tool call — not the content-less
+    role chunk OpenAI sends first, nor Anthropic's ``message_start``."""
+    if isinstance(token, str) and token:
+        return True
+    message = getattr(chunk, "message", None)
+    if message is None:
+        text = getattr(chunk, "text", None)
+        return isinstance(text, str) and bool(text)
+    if getattr(message, "tool_call_chunks", None):
+        return True
+    content = getattr(message, "content", None)
+    if isinstance(content, str):
+        return bool(content)
+    if isinstance(content, list):
+        for part in content:
+            if isinstance(part, str) and part:
+                return True
+            if isinstance(part, Mapping):
+                if part.get("text") or part.get("partial_json") or part.get("input"):
+                    return True
+                if part.get("type") in ("tool_use", "tool_call", "tool_call_chunk"):
+                    return True
+    return False
 
 
 def message_usage(message: Any) -> Usage | None:

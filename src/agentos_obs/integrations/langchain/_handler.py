@@ -44,6 +44,9 @@ import agentos_obs._internal.guard as _guard
 import agentos_obs.attributes as attr
 import agentos_obs.integrations.langchain._extract as lx
 from agentos_obs.errors import BudgetExceeded
+from agentos_obs.integrations._content import to_text
+from agentos_obs.integrations._messages import tool_definitions
+from agentos_obs.integrations._options import usage_options
 from agentos_obs.integrations.langchain._runs import RunRecorder, end_unless_ended
 from agentos_obs.tracing._spans import SpanKind, SpanStatus
 
@@ -185,14 +188,23 @@ class AgentOSCallbackHandler(RunRecorder, BaseCallbackHandler):
         params_json = lx.invocation_params_json(params)
         if params_json is not None:
             attributes[attr.LLM_INVOCATION_PARAMS] = params_json
+        tools = params.get("tools") or params.get("functions") if isinstance(params, dict) else None
         state = self._start(
             run_id, parent_run_id, name, _LLM, tags, metadata, attributes, content_key, content
         )
         if state is not None:
+            span = state.span
             if model:
-                state.span.model_name = model
+                span.model_name = model
             if isinstance(provider, str) and provider:
-                state.span.provider = provider
+                span.provider = provider
+            if usage_options().estimate:
+                state.request = (content, tools)
+            config = state.tracer.config
+            if tools and config.capture_content:
+                span.attributes[attr.LLM_TOOLS] = to_text(
+                    tool_definitions(tools), config.max_content_length
+                )
 
     def on_chat_model_start(
         self,
@@ -256,9 +268,13 @@ class AgentOSCallbackHandler(RunRecorder, BaseCallbackHandler):
                 return
             if not state.streamed:
                 state.streamed = True
+                state.span.attributes[attr.LLM_STREAMING] = True
+            if not state.first_delta and lx.has_delta(token, chunk):
+                # Time to the first content or tool-call delta, not to the content-less
+                # chunk that opens a stream (OpenAI's role chunk, Anthropic's message_start).
+                state.first_delta = True
                 span = state.span
                 span.attributes[attr.LLM_TIME_TO_FIRST_TOKEN_MS] = span.duration_ms
-                span.attributes[attr.LLM_STREAMING] = True
             # Most chunks carry no usage (OpenAI: only the last one): keep the raw dict only.
             raw = getattr(getattr(chunk, "message", None), "usage_metadata", None)
             if raw:
@@ -288,8 +304,10 @@ class AgentOSCallbackHandler(RunRecorder, BaseCallbackHandler):
                 span.attributes[attr.LLM_FINISH_REASON] = outcome.finish_reason
             if usage is not None:
                 self._record_usage(state, usage, outcome.model)
-            elif outcome.model:
-                span.model_name = outcome.model
+            else:
+                if outcome.model:
+                    span.model_name = outcome.model
+                self._estimate(state, lx.answer_message(response))
             if state.tracer.config.capture_content:
                 self._capture(state, attr.LLM_OUTPUT_MESSAGES, lx.generations_content(response))
             state.tracer.end_span(span)
@@ -300,7 +318,8 @@ class AgentOSCallbackHandler(RunRecorder, BaseCallbackHandler):
 
     def on_llm_error(self, error: Any = None, *, run_id: UUID | None = None, **kwargs: Any) -> None:
         try:
-            self._fail(run_id, error)
+            # LangChain passes what a stream produced before it failed as ``response``.
+            self._fail(run_id, error, lx.answer_message(kwargs.get("response")))
         except Exception as exc:
             _report("langchain.on_llm_error", exc)
 

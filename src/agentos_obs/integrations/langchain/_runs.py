@@ -19,6 +19,8 @@ import agentos_obs.attributes as attr
 import agentos_obs.integrations.langchain._extract as lx
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.integrations._content import to_text
+from agentos_obs.integrations._current import FrameworkMark, mark_framework_span
+from agentos_obs.integrations._estimation import has_exact_usage, record_estimate
 from agentos_obs.pricing._usage import Usage, usage_from_langchain
 from agentos_obs.tracing._spans import Span, SpanKind, SpanStatus
 
@@ -59,15 +61,35 @@ def _default_tracer() -> Tracer:
 class _Run:
     """What the handler keeps per open run (freed when the run ends)."""
 
-    __slots__ = ("chunk_usages", "markers", "span", "streamed", "tracer")
+    __slots__ = (
+        "chunk_usages",
+        "first_delta",
+        "mark",
+        "markers",
+        "request",
+        "span",
+        "streamed",
+        "tracer",
+    )
 
     def __init__(self, span: Span, tracer: Tracer, markers: frozenset[SpanKind]) -> None:
         self.span = span
         self.tracer = tracer
         self.markers = markers  # agentos_kind markers seen on this run (children inherit them)
         self.streamed = False
+        self.first_delta = False  # a chunk with content or a tool call was seen
         # Raw usage_metadata of streamed chunks, read only if the end has none (or never comes).
         self.chunk_usages: list[Any] | None = None
+        # A model run's (messages or prompts, tool definitions): references, kept only to
+        # estimate the usage of a call that ends without any; never recorded.
+        self.request: tuple[Any, Any] | None = None
+        self.mark: FrameworkMark | None = None  # this span, left in the caller's context
+
+    def forget(self) -> None:
+        """The run ended: drop what it held for the SDK layer and the estimate."""
+        self.request = None
+        if self.mark is not None:
+            self.mark.release()
 
     def streamed_usage(self) -> Usage | None:
         total: Usage | None = None
@@ -145,6 +167,7 @@ class RunRecorder:
         for run_id, state in stale:
             if self._runs.pop(run_id, None) is not state:
                 continue
+            state.forget()
             try:
                 state.span.attributes["agentos.swept"] = True
                 state.tracer.end_span(state.span, status=SpanStatus.TIMEOUT)
@@ -218,6 +241,10 @@ class RunRecorder:
             if parent is None:
                 user_id = metadata.get("user_id")
                 session_id = metadata.get("session_id")
+                if session_id is None:
+                    # LangGraph's conversation key (`config["configurable"]["thread_id"]`,
+                    # which LangChain copies into the run's metadata).
+                    session_id = metadata.get("thread_id")
                 if user_id is not None:
                     attributes[attr.USER_ID] = user_id = str(user_id)
                 if session_id is not None:
@@ -238,6 +265,9 @@ class RunRecorder:
                 if session_id is not None:
                     trace.attributes.setdefault(attr.SESSION_ID, session_id)
         state = _Run(span, tracer, markers)
+        # Seen by the provider-SDK layer when this callback runs in the caller's context
+        # (inline handlers); a harmless no-op in a thread-pool copy of it.
+        state.mark = mark_framework_span(span, parent.mark if parent is not None else None)
         runs[run_id] = state
         return state
 
@@ -253,7 +283,8 @@ class RunRecorder:
         traced = owner._runs.get(parent_run_id)
         return traced is not None and traced.tracer is self.tracer
 
-    def _fail(self, run_id: Any, error: Any) -> None:
+    def _fail(self, run_id: Any, error: Any, partial: Any = None) -> None:
+        """End a run that failed. ``partial``: what a model streamed before failing."""
         state = self._runs.pop(run_id, None) if run_id is not None else None
         if state is None:
             return
@@ -262,15 +293,22 @@ class RunRecorder:
             # the runs below (a cancelled model call never gets on_llm_error), so they are
             # cancelled with it; a late event for them finds nothing and changes nothing.
             self._cancel_descendants(state.span, error)
-        self._end_failed(state, error)
+        self._end_failed(state, error, partial)
 
-    def _end_failed(self, state: _Run, error: Any) -> None:
+    def _end_failed(self, state: _Run, error: Any, partial: Any = None) -> None:
         span = state.span
+        request = state.request
+        state.forget()
         if state.chunk_usages:
             # Tokens streamed before the failure were produced (and billed) all the same.
             usage = state.streamed_usage()
             if usage is not None:
                 self._record_usage(state, usage, None)
+        elif state.streamed and partial is not None and not span.usage_recorded:
+            # A stream that broke off without usage: the prompt and what came back were
+            # processed all the same. (A call that failed before streaming is left without
+            # usage: providers do not bill a request they rejected.)
+            self._estimate(state, partial, request)
         if not isinstance(error, BaseException):
             span.attributes[attr.ERROR_MESSAGE] = "unknown error"
             state.tracer.end_span(span, status=SpanStatus.ERROR)
@@ -306,8 +344,38 @@ class RunRecorder:
 
     def _record_usage(self, state: _Run, usage: Usage, model: str | None) -> None:
         span = state.span
+        if has_exact_usage(span):
+            # The SDK layer already put the provider's own counts on this span: kept (the
+            # framework's are the same numbers; recording them again would change nothing
+            # or, for a framework that sums differently, count twice).
+            if model and not span.model_name:
+                span.model_name = model
+            return
         state.tracer.record_usage_from(
             span, usage, model=model or span.model_name or None, provider=span.provider
+        )
+
+    def _estimate(self, state: _Run, answer: Any, request: tuple[Any, Any] | None = None) -> None:
+        """Tokens of a call that ended without usage, estimated from its text."""
+        request = request if request is not None else state.request
+        if request is None:
+            return
+        inputs, tools = request
+        span = state.span
+        messages = prompt = None
+        if isinstance(inputs, str):
+            prompt = inputs
+        else:
+            messages = inputs
+        record_estimate(
+            state.tracer,
+            span,
+            model=span.model_name or None,
+            provider=span.provider,
+            messages=messages,
+            prompt=prompt,
+            tools=tools,
+            answer=answer,
         )
 
     # -- events on an open run ---------------------------------------------------------------
@@ -320,7 +388,10 @@ class RunRecorder:
 def end_unless_ended(state: _Run | None) -> None:
     """End a run's span that reading its end payload failed to end (a payload that raised):
     it was already forgotten by the handler, so nothing else would ever end it."""
-    if state is None or state.span.ended:
+    if state is None:
+        return
+    state.forget()
+    if state.span.ended:
         return
     try:
         state.span.attributes["agentos.end_payload_unreadable"] = True

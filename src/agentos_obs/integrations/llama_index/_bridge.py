@@ -51,6 +51,8 @@ import agentos_obs.integrations.llama_index._extract as ex
 from agentos_obs._internal.guard import report
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
 from agentos_obs.integrations._content import to_text
+from agentos_obs.integrations._current import mark_framework_span
+from agentos_obs.integrations._estimation import has_exact_usage
 from agentos_obs.integrations.llama_index._events import reaction_for
 from agentos_obs.integrations.llama_index._state import (
     EMBEDDING_MODEL,
@@ -179,6 +181,7 @@ class LlamaIndexBridge:
                 attributes[attr.TOOL_NAME] = tool
                 name = tool  # a tool span is named after the tool, not FunctionTool.acall
         elif kind is SpanKind.EMBEDDING:
+            provider = ex.provider_of(instance)
             model = ex.request_model(instance)
             if model is not None:
                 attributes[EMBEDDING_MODEL] = model
@@ -216,6 +219,12 @@ class LlamaIndexBridge:
             )
         state = SpanState(li_id, span, tracer, parent, kind)
         state.provider = provider
+        if provider is not None and kind in _MODEL_KINDS:
+            # Known now, with or without usage later: a stream without usage keeps it.
+            span.provider = provider
+        # Seen by the provider-SDK layer in this context (the LLM's own request, an
+        # embedding batch), including while a parked stream is consumed here.
+        state.mark = mark_framework_span(span, parent.mark if parent is not None else None)
         if parent is not None:
             with self._lock:
                 parent.open_children += 1
@@ -319,6 +328,7 @@ class LlamaIndexBridge:
             self._states.pop(current.li_id, None)
             self._parked.pop(current.li_id, None)
             current.ref = None  # also cancels the weakref callback
+            current.forget()
             current.tracer.end_span(current.span, status=status, error=error)
             parent = current.parent
             current.parent = None  # no chain of finished states kept alive
@@ -427,6 +437,8 @@ class LlamaIndexBridge:
                 del self._counted[next(iter(self._counted))]
 
     def record_usage(self, state: SpanState, usage: Usage, model: str | None) -> None:
+        if has_exact_usage(state.span):
+            return  # the SDK layer already recorded the provider's own counts here
         state.tracer.record_usage(
             state.span,
             model=model,
@@ -440,6 +452,7 @@ class LlamaIndexBridge:
 
 
 _INPUT_KINDS = frozenset({SpanKind.TOOL, SpanKind.AGENT})
+_MODEL_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})
 _MISSING: Any = object()
 
 

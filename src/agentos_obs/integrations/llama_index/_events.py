@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import agentos_obs.attributes as attr
 import agentos_obs.integrations.llama_index._extract as ex
 from agentos_obs.integrations._content import to_text
+from agentos_obs.integrations._estimation import record_estimate
+from agentos_obs.integrations._messages import tool_definitions
+from agentos_obs.integrations._options import usage_options
 from agentos_obs.integrations.llama_index._state import (
     EMBEDDING_INPUT_COUNT,
     EMBEDDING_MODEL,
@@ -79,21 +82,36 @@ def _llm_start(bridge: SpanEnds, state: SpanState, event: Any) -> None:
         model = ex.model_from_payload(getattr(event, "model_dict", None))
         if model is not None:
             span.attributes[attr.LLM_REQUEST_MODEL] = model
+    messages = getattr(event, "messages", None)
+    params = getattr(event, "additional_kwargs", None)
+    tools = params.get("tools") if isinstance(params, dict) else None
+    if usage_options().estimate:
+        state.request = (
+            messages if messages is not None else getattr(event, "prompt", None),
+            tools,
+        )
     if state.tracer.config.capture_content:
-        messages = getattr(event, "messages", None)
         _capture(
             state.tracer,
             span,
             attr.LLM_INPUT_MESSAGES,
             messages if messages is not None else getattr(event, "prompt", None),
         )
-        params = getattr(event, "additional_kwargs", None)
         if params:
-            _capture(state.tracer, span, attr.LLM_INVOCATION_PARAMS, params)
+            _capture(
+                state.tracer,
+                span,
+                attr.LLM_INVOCATION_PARAMS,
+                {k: v for k, v in params.items() if k != "tools"},
+            )
+        if tools:
+            _capture(state.tracer, span, attr.LLM_TOOLS, tool_definitions(tools))
 
 
 def _llm_progress(bridge: SpanEnds, state: SpanState, event: Any) -> None:
-    if state.first_token_ns == 0:
+    # Time to the first content or tool-call delta: OpenAI's stream opens with a chunk that
+    # has a role and no content, which LlamaIndex reports as progress too.
+    if state.first_token_ns == 0 and ex.has_delta(getattr(event, "response", None)):
         state.first_token_ns = now = _perf_ns()
         state.span.attributes[attr.LLM_TIME_TO_FIRST_TOKEN_MS] = (now - state.start_ns) / 1e6
 
@@ -144,9 +162,29 @@ def _record_response(bridge: SpanEnds, state: SpanState, span: Span, response: A
     if usage is None:
         if model and not span.model_name:
             span.model_name = model
+        _estimate(state, response, model)
+        bridge.remember_counted(response)
         return
     bridge.record_usage(state, usage, model)
     bridge.remember_counted(response)
+
+
+def _estimate(state: SpanState, response: Any, model: str | None) -> None:
+    """A call that ended without usage (every LlamaIndex stream, unless it asked for it):
+    tokens estimated from the request seen at its start and the answer."""
+    if state.request is None or not ex.is_response(response):
+        return
+    inputs, tools = state.request
+    record_estimate(
+        state.tracer,
+        state.span,
+        model=model or state.span.model_name or None,
+        provider=state.provider,
+        messages=None if isinstance(inputs, str) else inputs,
+        prompt=inputs if isinstance(inputs, str) else None,
+        tools=tools,
+        answer=response,
+    )
 
 
 def _exception(bridge: SpanEnds, state: SpanState, event: Any) -> None:

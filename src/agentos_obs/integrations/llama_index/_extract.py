@@ -25,7 +25,9 @@ __all__ = [
     "STREAM_WITH_CHILDREN",
     "classify",
     "finish_reason",
+    "has_delta",
     "input_text",
+    "is_response",
     "method_of",
     "model_from_payload",
     "output_text",
@@ -269,6 +271,27 @@ def finish_reason(response: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def is_response(value: Any) -> bool:
+    """A ChatResponse / CompletionResponse (or its shape): what an answer is read from."""
+    return _get(value, "message") is not None or isinstance(_get(value, "text"), str)
+
+
+def has_delta(response: Any) -> bool:
+    """True for a streamed response that brings content or a tool call (the role chunk that
+    opens an OpenAI stream brings neither)."""
+    delta = _get(response, "delta")
+    if isinstance(delta, str) and delta:
+        return True
+    message = _get(response, "message")
+    extra = _get(message, "additional_kwargs")
+    if _get(extra, "tool_calls"):
+        return True
+    blocks = _get(message, "blocks")
+    if isinstance(blocks, list):
+        return any(type(b).__name__ == "ToolCallBlock" for b in blocks)
+    return False
 
 
 def usage_of(response: Any, provider: str | None) -> Usage | None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from agentos_obs.tracing._spans import Span, SpanKind
 
 if TYPE_CHECKING:
+    from agentos_obs.integrations._current import FrameworkMark
     from agentos_obs.tracing._tracer import Tracer
 
 __all__ = [
@@ -46,11 +47,13 @@ class SpanState:
         "kind",
         "li_id",
         "llm_call",
+        "mark",
         "mode",
         "open_children",
         "parent",
         "provider",
         "ref",
+        "request",
         "response_seen",
         "span",
         "start_ns",
@@ -74,3 +77,13 @@ class SpanState:
         self.first_token_ns = 0
         self.finished = False
         self.ref: weakref.ref[Any] | None = None  # the parked stream, to notice it is dropped
+        # An LLM call's (messages or prompt, tool definitions), held by reference only to
+        # estimate the usage of a call that ends without any; never recorded.
+        self.request: tuple[Any, Any] | None = None
+        self.mark: FrameworkMark | None = None  # this span, left in the caller's context
+
+    def forget(self) -> None:
+        """The span ended: drop what it held for the SDK layer and the estimate."""
+        self.request = None
+        if self.mark is not None:
+            self.mark.release()
