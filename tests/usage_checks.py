@@ -28,7 +28,7 @@ class Recorder:
         self.tracer = Tracer(config=TracerConfig(**config))
         self.traces: list[TraceRecord] = []
         self.live: list[Span] = []
-        self.tracer.add_exporter(self.traces.append)
+        self.tracer.add_exporter(self.traces.append, sync=True)
         self.tracer.add_span_processor(self)
 
     def on_start(self, span: Span) -> None:
