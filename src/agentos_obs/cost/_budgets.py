@@ -381,9 +381,9 @@ class BudgetAlert:
             self._roll(now)
             key = self._key(value)
         if self.mode == "raise":
-            if self.fail_closed and not client.healthy:
-                self._refuse(span, key, None)
             total = self._total(client, key, fresh=True)
+            if self.fail_closed and not client.healthy:  # (also when that read just failed)
+                self._refuse(span, key, None)
             if self._over(total):
                 self._refuse(span, key, total)
             return
