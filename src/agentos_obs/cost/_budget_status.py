@@ -25,6 +25,8 @@ BUDGET_MODES: tuple[str, ...] = ("alert", "raise")
 # trace's attributes (TraceRecord.attributes, the store's traces.attributes JSON): the
 # names of the budgets exceeded, comma-separated. The reason is the human sentence.
 BUDGET_EXCEEDED = "budget.exceeded"
+# Ten calls of $0.10 sum to 0.9999999999999999: that is $1.00 spent, 100 % used.
+_ALMOST = 1 - 1e-9
 BUDGET_EXCEEDED_REASON = "budget.exceeded.reason"
 
 
@@ -97,12 +99,11 @@ class BudgetStatus:
 
     @property
     def alerting(self) -> bool:
-        return bool(self._fractions()) and self.pct >= self.threshold_pct
+        return bool(self._fractions()) and self.pct >= self.threshold_pct * _ALMOST
 
     @property
     def exceeded(self) -> bool:
-        # 1e-9: ten calls of $0.10 sum to 0.9999999999999999, and that is $1.00 spent
-        return any(fraction >= 1 - 1e-9 for fraction, _ in self._fractions())
+        return any(fraction >= _ALMOST for fraction, _ in self._fractions())
 
     def used(self) -> str:
         """``$0.85 of $1.00 spent``, ``5 of 5 LLM calls``, ``12,000 of 10,000 tokens``."""

@@ -467,10 +467,20 @@ class BudgetAlert:
             or (self.max_tokens is not None and total.tokens >= self.max_tokens)
         )
 
+    def _pct(self, total: Tally) -> float:
+        """Use of the most used limit, in percent (what BudgetStatus.pct says, built cheaply:
+        this runs for every call)."""
+        fraction = total.spend / self.budget_limit if self.budget_limit > 0 else 0.0
+        if self.max_llm_calls is not None:
+            fraction = max(fraction, total.calls / self.max_llm_calls)
+        if self.max_tokens is not None:
+            fraction = max(fraction, total.tokens / self.max_tokens)
+        return fraction * 100
+
     def _after_add(self, key: LedgerKey, total: Tally, trace_id: str | None) -> None:
         """Claim the alert when use crosses the threshold; flag the trace past the limit."""
-        status = self._status(key[2], total)
-        if status.alerting:
+        if self._pct(total) >= self.threshold_pct * _ALMOST:
+            status = self._status(key[2], total)
             claim = False
             with self._lock:
                 if key not in self._alerted and key[1] == self._window.id:
@@ -483,10 +493,10 @@ class BudgetAlert:
                 self._book().claim(
                     key, self._expiry(self.clock()), lambda: self._fire(status, shared)
                 )
-        if self.mode == "alert" and trace_id is not None and status.exceeded:
+        if self.mode == "alert" and trace_id is not None and self._over(total):
             trace = self._live.get(trace_id)
             if trace is not None:
-                self._flag(None, trace, status)
+                self._flag(None, trace, self._status(key[2], total))
 
     def _on_total(self, key: LedgerKey, total: Tally) -> None:
         """A total learnt from the shared ledger (writer thread): alert on others' spend too."""

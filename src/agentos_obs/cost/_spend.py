@@ -57,6 +57,9 @@ _MAX_BATCH = 500  # entries per write: bounds one transaction / one script run
 _MAX_KEYS = 100_000  # keys whose totals a process remembers
 _RETRY_MIN_S, _RETRY_MAX_S = 0.05, 2.0
 _PURGE_EVERY_S = 600.0
+# Under a stream of calls the writer waits this long after a write before the next one, so
+# increments arrive in batches instead of one round trip each (a bound on the write delay).
+_WRITE_GAP_S = 0.002
 _NEVER = float("-inf")
 
 
@@ -216,7 +219,8 @@ class SharedSpend(SpendClient):
             known = state.known()
         if self._thread is None:
             self._start()
-        self._wake.set()
+        if not self._wake.is_set():  # (a plain read; set() takes a lock)
+            self._wake.set()
         return known
 
     def peek(self, key: LedgerKey) -> Tally:
@@ -428,12 +432,17 @@ class SharedSpend(SpendClient):
 
     def _run(self) -> None:
         delay = _RETRY_MIN_S
+        last_write = 0.0
         while True:
             if self._up:
                 self._wake.wait(1.0)
+                gap = last_write + _WRITE_GAP_S - time.monotonic()
+                if gap > 0:
+                    self._stop.wait(gap)
             else:
                 self._stop.wait(delay)  # down: retry on a backoff, not on every add
             self._wake.clear()
+            last_write = time.monotonic()
             stopping = self._stop.is_set()
             try:
                 ok = self._cycle()
