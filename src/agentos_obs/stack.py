@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agentos_obs._internal.guard import report
-from agentos_obs.cost import BudgetAlert, CostAnalytics, parse_ledger_url
+from agentos_obs.cost import BudgetAlert, CostAnalytics
 from agentos_obs.cost._budget_metrics import budget_metrics
+from agentos_obs.cost._budgets import check_ledger_move
 from agentos_obs.dashboard import ObservabilityDashboard
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.logs import StructuredLogger
@@ -192,8 +193,9 @@ def configure(
     for budget in budgets:
         if not isinstance(budget, BudgetAlert):
             raise ConfigurationError(f"budgets must be BudgetAlert objects, got {budget!r}")
-    if budget_ledger is not None:
-        parse_ledger_url(budget_ledger)  # a bad URL raises here, before any change
+    if budget_ledger is not None:  # a bad URL or clashing names raise here, before any change
+        moving = [b for b in [*stack.budgets, *budgets] if b.ledger_set_by_stack]
+        check_ledger_move(budget_ledger, list(dict.fromkeys(moving)))
     new_pricing: PriceCatalog | None = None
     if price_overrides is not None or model_aliases is not None:
         new_pricing = PriceCatalog(overrides=price_overrides, aliases=model_aliases)

@@ -85,7 +85,7 @@ def test_budgets_on_one_ledger_share_one_client_and_need_distinct_names(tmp_path
     by_user = BudgetAlert(budget_limit=1.0, period="daily", key="user", ledger=url)
     by_model = BudgetAlert(budget_limit=1.0, period="daily", key="model", ledger=url)
     assert by_user.name == "user-daily" and by_model.name == "model-daily"
-    assert by_user._client is by_model._client  # one writer thread and connection per process
+    # One client per process and ledger: it knows every budget's name on that ledger.
     with pytest.raises(ConfigurationError, match="two budgets named 'user-daily'"):
         BudgetAlert(budget_limit=5.0, period="daily", key="user", ledger=url)
     again = BudgetAlert(
@@ -152,11 +152,20 @@ def test_configure_moves_the_budgets_to_the_ledger(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("fresh_stack")
-def test_configure_with_a_bad_ledger_changes_nothing() -> None:
-    budget = BudgetAlert(budget_limit=1.0)
-    with pytest.raises(ConfigurationError, match="must be 'memory'"):
-        obs.configure(service_name="changed", budgets=[budget], budget_ledger="mysql://x")
+@pytest.mark.parametrize("problem", ["bad url", "two budgets of one name"])
+def test_configure_with_a_bad_ledger_changes_nothing(problem: str, tmp_path: Path) -> None:
+    attached = BudgetAlert(budget_limit=1.0, key="user", period="daily")
+    get_stack().add_budget(attached)
+    twin = BudgetAlert(budget_limit=9.0, key="user", period="daily")  # also "user-daily"
+    if problem == "bad url":
+        url, message = "mysql://x", "must be 'memory'"
+    else:
+        url, message = f"sqlite:///{tmp_path}/ledger.db", "two budgets named 'user-daily'"
+    with pytest.raises(ConfigurationError, match=message):
+        obs.configure(service_name="changed", budgets=[twin], budget_ledger=url)
     stack = get_stack()
-    assert stack.budgets == []
+    assert stack.budgets == [attached]
     assert stack.tracer.config.service_name != "changed"
     assert stack.budget_ledger is None
+    assert attached.ledger_url == "memory"
+    assert not (tmp_path / "ledger.db").exists()

@@ -42,6 +42,7 @@ from agentos_obs.cost._ledger import (
     LedgerKey,
     LedgerSpec,
     Tally,
+    mask_url,
     parse_ledger_url,
 )
 from agentos_obs.cost._spend import LocalSpend, SpendClient, acquire_shared, release_shared
@@ -57,7 +58,7 @@ from agentos_obs.tracing import (
     user_of,
 )
 
-__all__ = ["BudgetAlert"]
+__all__ = ["BudgetAlert", "check_ledger_move"]
 
 # The record field each budget key reads (None: one global budget).
 _RECORD_FIELD = {"user": "user_id", "agent": "agent", "model": "model", "trace": "trace_id"}
@@ -277,7 +278,10 @@ class BudgetAlert:
 
     def _book(self) -> SpendClient:
         client = self._client
-        return client if client is not None else self._attach()
+        if client is not None:
+            return client
+        with self._lock:  # used again after close(): attach once, whatever the threads
+            return self._client if self._client is not None else self._attach()
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until this process's spend is written to the ledger (False on timeout)."""
@@ -602,6 +606,22 @@ class BudgetAlert:
         client = self._client
         if client is not None and not client.shared:
             client.purge(now)  # type: ignore[attr-defined]
+
+
+def check_ledger_move(url: str, budgets: list[BudgetAlert]) -> None:
+    """ConfigurationError if ``budgets`` cannot all move to the ledger ``url`` (a bad URL,
+    or two of them of one name on a shared ledger); nothing is changed."""
+    spec = parse_ledger_url(url)
+    if not spec.shared:
+        return
+    seen: dict[str | None, BudgetAlert] = {}
+    for budget in budgets:
+        other = seen.setdefault(budget.name, budget)
+        if other is not budget:
+            raise ConfigurationError(
+                f"two budgets named {budget.name!r} would share the ledger {mask_url(url)}: "
+                "each would add every call to the same totals; give them distinct name= values"
+            )
 
 
 def _with_name(current: object, name: str) -> str:

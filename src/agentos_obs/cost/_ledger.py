@@ -42,6 +42,7 @@ __all__ = [
     "LedgerSpec",
     "MemoryLedger",
     "Tally",
+    "mask_url",
     "open_backend",
     "parse_ledger_url",
 ]
@@ -345,9 +346,9 @@ def _parse_redis(text: str) -> LedgerSpec:
         parts = urlsplit(text)
         port = parts.port  # ValueError when not a number or out of range
     except ValueError as exc:
-        raise ConfigurationError(f"bad Redis ledger URL {_mask(text)!r}: {exc}") from None
+        raise ConfigurationError(f"bad Redis ledger URL {mask_url(text)!r}: {exc}") from None
     if not parts.hostname:
-        raise ConfigurationError(f"the Redis ledger URL {_mask(text)!r} names no host")
+        raise ConfigurationError(f"the Redis ledger URL {mask_url(text)!r} names no host")
     db_text = parts.path.lstrip("/")
     query = parse_qs(parts.query)
     if not db_text and "db" in query:
@@ -357,7 +358,7 @@ def _parse_redis(text: str) -> LedgerSpec:
     except ValueError:
         raise ConfigurationError(
             f"the database of a Redis ledger URL is a number (redis://HOST:PORT/DB), got "
-            f"{db_text!r} in {_mask(text)!r}"
+            f"{db_text!r} in {mask_url(text)!r}"
         ) from None
     if db < 0:
         raise ConfigurationError(f"the Redis database must be >= 0, got {db}")
@@ -370,12 +371,12 @@ def _parse_redis(text: str) -> LedgerSpec:
     try:
         redis.connection.parse_url(text)  # type: ignore[no-untyped-call]
     except ValueError as exc:
-        raise ConfigurationError(f"bad Redis ledger URL {_mask(text)!r}: {exc}") from None
+        raise ConfigurationError(f"bad Redis ledger URL {mask_url(text)!r}: {exc}") from None
     identity = f"{parts.scheme}://{parts.hostname}:{port or 6379}/{db}"
     return LedgerSpec("redis", text, identity)
 
 
-def _mask(text: str) -> str:
+def mask_url(text: str) -> str:
     """``text`` with the password of a URL replaced by ``***``."""
     try:
         parts = urlsplit(text)
@@ -400,4 +401,4 @@ def open_backend(spec: LedgerSpec) -> LedgerBackend:
         return SQLiteLedger(spec.path, busy_timeout_s=timeout)
     from agentos_obs.cost._ledger_redis import RedisLedger
 
-    return RedisLedger(spec.url, display_url=_mask(spec.url))
+    return RedisLedger(spec.url, display_url=mask_url(spec.url))
