@@ -14,7 +14,7 @@ import pytest
 from agentos_obs.cost import BudgetAlert, BudgetStatus, ledger_report
 from agentos_obs.cost._ledger import LedgerEntry, Tally, open_backend, parse_ledger_url
 from agentos_obs.cost._ledger_sqlite import SQLiteLedger
-from agentos_obs.cost._spend import SharedSpend
+from agentos_obs.cost._shared_spend import SharedSpend
 
 
 def two_processes_view(url: str) -> tuple[SharedSpend, SharedSpend]:

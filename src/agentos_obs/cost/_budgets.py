@@ -10,7 +10,7 @@ key once per LLM span.
 
 Where the spend lives is the ``ledger`` (:mod:`agentos_obs.cost._ledger`): this process's
 memory (the default), a SQLite file (every process of a host) or Redis (every host). See
-:mod:`agentos_obs.cost._spend` for what the caller's thread pays and how faults are met.
+:mod:`agentos_obs.cost._shared_spend` for what the caller's thread pays and how faults are met.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from agentos_obs.cost._ledger import (
     mask_url,
     parse_ledger_url,
 )
-from agentos_obs.cost._spend import LocalSpend, SpendClient, acquire_shared, release_shared
+from agentos_obs.cost._shared_spend import acquire_shared, release_shared
+from agentos_obs.cost._spend import LocalSpend, SpendClient
 from agentos_obs.errors import BudgetExceeded, ConfigurationError
 from agentos_obs.tracing import (
     NONE_LABEL,
@@ -455,7 +456,7 @@ class BudgetAlert:
                     total.spend = self.current_spend  # in memory, current_spend is the truth
                 if now >= self._next_purge:
                     self._next_purge = now + _PURGE_EVERY_S
-                    client.purge(now)  # type: ignore[attr-defined]
+                    client.purge(now)
         return key, total
 
     def _total(self, client: SpendClient, key: LedgerKey, *, fresh: bool) -> Tally:
@@ -605,7 +606,7 @@ class BudgetAlert:
         self._alerted.clear()
         client = self._client
         if client is not None and not client.shared:
-            client.purge(now)  # type: ignore[attr-defined]
+            client.purge(now)
 
 
 def check_ledger_move(url: str, budgets: list[BudgetAlert]) -> None:
