@@ -169,3 +169,38 @@ def test_configure_with_a_bad_ledger_changes_nothing(problem: str, tmp_path: Pat
     assert stack.budget_ledger is None
     assert attached.ledger_url == "memory"
     assert not (tmp_path / "ledger.db").exists()
+
+
+@pytest.mark.parametrize("first", ["store", "ledger"])
+def test_the_ledger_may_live_in_the_span_stores_file(tmp_path: Path, first: str) -> None:
+    from agentos_obs.store import SQLiteStore
+    from agentos_obs.tracing import SpanKind, Tracer
+
+    path = tmp_path / "agentos.db"
+    store = budget = None
+    try:
+        for which in (first, "ledger" if first == "store" else "store"):
+            if which == "store":
+                store = SQLiteStore(path)
+            else:
+                budget = BudgetAlert(budget_limit=1.0, key="user", ledger=f"sqlite:///{path}")
+        assert store is not None and budget is not None
+        tracer = Tracer()
+        tracer.add_exporter(store)
+        tracer.add_span_processor(budget)
+        with tracer.start_trace("q", attributes={"user.id": "alice"}):
+            with tracer.start_span("llm", SpanKind.LLM):
+                tracer.record_llm_call("gpt-4o", 100, 10, cost_usd=0.25)
+        assert store.flush() and budget.flush()
+        assert store.count_traces() == 1
+        assert budget.status_for("alice").spend == pytest.approx(0.25)
+    finally:
+        if store is not None:
+            store.close()
+        if budget is not None:
+            budget.close()
+    reopened = SQLiteStore(path)  # the store's migrations accept the ledger's tables
+    try:
+        assert reopened.count_traces() == 1
+    finally:
+        reopened.close()
