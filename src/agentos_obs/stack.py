@@ -13,6 +13,8 @@ from typing import Any
 
 from agentos_obs._internal.guard import report
 from agentos_obs.cost import BudgetAlert, CostAnalytics
+from agentos_obs.cost._budget_metrics import budget_metrics
+from agentos_obs.cost._budgets import check_ledger_move
 from agentos_obs.dashboard import ObservabilityDashboard
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.logs import StructuredLogger
@@ -46,6 +48,7 @@ class ObservabilityStack(tuple[Tracer, MetricsRegistry, StructuredLogger, Observ
     cost: CostAnalytics
     span_metrics: SpanMetricsProcessor
     budgets: list[BudgetAlert]
+    budget_ledger: str | None
     store: Any
     otlp: Any
     metrics_server: Any
@@ -67,6 +70,7 @@ class ObservabilityStack(tuple[Tracer, MetricsRegistry, StructuredLogger, Observ
         self.cost = extra.pop("cost")
         self.span_metrics = extra.pop("span_metrics")
         self.budgets = []
+        self.budget_ledger = None
         self.store = None
         self.otlp = None
         self.metrics_server = None
@@ -74,12 +78,16 @@ class ObservabilityStack(tuple[Tracer, MetricsRegistry, StructuredLogger, Observ
         return self
 
     def add_budget(self, budget: BudgetAlert) -> BudgetAlert:
-        """Attach a budget: fed from finished LLM spans, checked at each LLM span start."""
+        """Attach a budget: fed from finished LLM spans, checked at each LLM span start; on
+        the stack's ``budget_ledger`` unless it was given its own ``ledger=``."""
         if not isinstance(budget, BudgetAlert):
             raise ConfigurationError(f"expected a BudgetAlert, got {budget!r}")
+        if self.budget_ledger is not None and budget.ledger_set_by_stack:
+            budget.use_ledger(self.budget_ledger, from_stack=True)
         if budget not in self.budgets:
             self.budgets.append(budget)
             self.tracer.add_span_processor(budget)
+            budget_metrics(self.metrics).add(budget)
         return budget
 
     def shutdown(self) -> None:
@@ -171,6 +179,7 @@ def configure(
     max_content_length: int | None = None,
     sampling_ratio: float | None = None,
     budgets: Iterable[BudgetAlert] = (),
+    budget_ledger: str | None = None,
     store: bool | str | os.PathLike[str] | Any = None,
     otlp: bool | Mapping[str, Any] | Any = None,
     metrics_port: int | None = None,
@@ -178,7 +187,11 @@ def configure(
 ) -> ObservabilityStack:
     """Set up the default stack (created if needed; changed in place otherwise, so handlers
     already attached keep reporting to it). Bad arguments raise ConfigurationError before
-    anything is changed."""
+    anything is changed.
+
+    ``budget_ledger`` ("memory", "sqlite:///PATH", "redis://HOST:PORT/DB") is where the
+    budgets keep their spend: those given here, those attached before and after, except a
+    budget built with its own ``ledger=``."""
     stack = get_stack()
     tracer = stack.tracer
     old = tracer.config
@@ -198,6 +211,9 @@ def configure(
     for budget in budgets:
         if not isinstance(budget, BudgetAlert):
             raise ConfigurationError(f"budgets must be BudgetAlert objects, got {budget!r}")
+    if budget_ledger is not None:  # a bad URL or clashing names raise here, before any change
+        moving = [b for b in [*stack.budgets, *budgets] if b.ledger_set_by_stack]
+        check_ledger_move(budget_ledger, list(dict.fromkeys(moving)))
     new_pricing: PriceCatalog | None = None
     if price_overrides is not None or model_aliases is not None:
         new_pricing = PriceCatalog(overrides=price_overrides, aliases=model_aliases)
@@ -210,6 +226,11 @@ def configure(
         tracer.pricing = new_pricing
     for exporter in exporters:
         tracer.add_exporter(exporter)
+    if budget_ledger is not None:
+        stack.budget_ledger = budget_ledger
+        for budget in stack.budgets:
+            if budget.ledger_set_by_stack:
+                budget.use_ledger(budget_ledger, from_stack=True)
     for budget in budgets:
         stack.add_budget(budget)
     if new_store is not None:

@@ -16,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from agentos_obs.cli._budgets import add_budgets_parser
 from agentos_obs.cli._common import (
     FORMATS_LIST,
     CLIError,
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="record prompts, messages and tool input/output (off by default)",
     )
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS…]")
+    add_budgets_parser(sub)
     return parser
 
 
@@ -256,6 +258,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from agentos_obs.cli._export import cmd_export
 
         return cmd_export(args)
+    if command == "budgets":
+        from agentos_obs.cli._budgets import cmd_budgets
+
+        return cmd_budgets(args)
     if command == "run":
         from agentos_obs.cli._export import cmd_run
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agentos_obs.cost._budgets import budget_window
+from agentos_obs.cost._budget_status import budget_window
 from agentos_obs.cost._keys import check_max_keys, rollup_slot
 from agentos_obs.errors import ConfigurationError
 from agentos_obs.pricing import Usage
