@@ -9,9 +9,12 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseLLM
+from langchain_core.messages import BaseMessage, ToolCall, ToolMessage
 from langchain_core.outputs import Generation, LLMResult
+from pydantic import Field
 
 from agentos_obs.pricing import PriceCatalog
+from agentos_obs.testing import FakeChatModel
 from agentos_obs.tracing import Span
 
 __all__ = ["PRICES", "FakeUsageLLM", "ModelFailure", "catalog", "run_tree", "span_tree"]
@@ -79,3 +82,19 @@ def span_tree(span: Span) -> Tree:
 def run_tree(run: Any) -> Tree:
     """The same shape from a LangChain ``Run`` (RunCollectorCallbackHandler)."""
     return (run.name, tuple(sorted(run_tree(c) for c in run.child_runs)))
+
+
+class FakeToolCallingChatModel(FakeChatModel):
+    """Calls the first bound tool with ``tool_args`` until it sees a tool result, then
+    answers with that result. Deterministic whatever the concurrency."""
+
+    tool_args: dict[str, Any] = Field(default_factory=lambda: {"city": "Paris"})
+
+    def _planned_calls(
+        self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None
+    ) -> list[ToolCall]:
+        if not tools or (messages and isinstance(messages[-1], ToolMessage)):
+            return []
+        done = sum(isinstance(m, ToolMessage) for m in messages)
+        name = tools[0]["function"]["name"]
+        return [ToolCall(name=name, args=dict(self.tool_args), id=f"call_{done}", type="tool_call")]

@@ -25,8 +25,9 @@ from agentos_obs.cost import BudgetAlert
 from agentos_obs.errors import BudgetExceeded
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 from agentos_obs.pricing import PriceCatalog
+from agentos_obs.testing import FakeChatModel
 from agentos_obs.tracing import Tracer, TraceRecord
-from lc_fakes import PRICES, FakeUsageChatModel
+from lc_fakes import PRICES
 
 
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -54,10 +55,12 @@ def main(cfg: dict[str, Any]) -> dict[str, Any]:
             spent[str(trace.user_id)] += trace.rollup.cost_usd
             calls[str(trace.user_id)] += trace.rollup.llm_calls - trace.rollup.no_usage_llm_calls
 
-    tracer.add_exporter(export)
+    tracer.add_exporter(export, sync=True)
     handler = AgentOSCallbackHandler(tracer=tracer)
-    model = FakeUsageChatModel(
-        input_tokens=cfg["input_tokens"], output_tokens=cfg["output_tokens"], delay_s=cfg["delay_s"]
+    model = FakeChatModel(
+        input_tokens=cfg["input_tokens"],
+        output_tokens=cfg["output_tokens"],
+        latency_s=cfg["delay_s"],
     )
     chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | model | StrOutputParser()
     users: list[str] = cfg["users"]

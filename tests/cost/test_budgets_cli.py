@@ -102,7 +102,7 @@ def test_budgets_from_redis(redis_server: RedisServer) -> None:
         (("--ledger", "ftp://x"), 2, "must be 'memory'"),
         (("--ledger", "redis://:pw@h:xx/0"), 2, "redis://:***@h:xx/0"),
         (("--ledger", "sqlite:////nonexistent/dir/ledger.db"), 1, "no budget ledger at"),
-        (("--top", "0", "--ledger", "sqlite:///x.db"), 2, "must be >= 1"),
+        (("--top", "0", "--ledger", "sqlite:///x.db"), 2, "must be 1 to 10,000"),
     ],
 )
 def test_bad_invocations_say_why(args: tuple[str, ...], code: int, words: str) -> None:

@@ -18,9 +18,9 @@ from agentos_obs.cost._ledger import (
     LedgerEntry,
     MemoryLedger,
     Tally,
-    open_backend,
     parse_ledger_url,
 )
+from agentos_obs.cost._ledger_open import open_backend
 
 redis_server = redis_fixture()
 

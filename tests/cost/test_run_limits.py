@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import BaseMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.errors import GraphRecursionError
@@ -22,9 +22,11 @@ import agentos_obs.attributes as attr
 from agentos_obs.cost import BUDGET_EXCEEDED, BUDGET_EXCEEDED_REASON, BudgetAlert
 from agentos_obs.errors import BudgetExceeded
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
+from agentos_obs.pricing import PriceCatalog
 from agentos_obs.store import SQLiteStore
 from agentos_obs.tracing import SpanKind, SpanRecord, SpanStatus, TraceRecord
-from lc_fakes import Collector, FakeToolCallingChatModel
+from conftest import traced
+from lc_fakes import PRICES, FakeToolCallingChatModel
 
 # gpt-4o-mini at $1/M input, $2/M output: 8000 + 1000 tokens = $0.01 a call.
 PER_CALL = {"input_tokens": 8000, "output_tokens": 1000}
@@ -33,12 +35,12 @@ PER_CALL = {"input_tokens": 8000, "output_tokens": 1000}
 class LoopingChatModel(FakeToolCallingChatModel):
     """A runaway agent's model: asks for the tool again after every result, forever."""
 
-    def _reply_with_tools(self, messages: list[BaseMessage], tools: list[Any]) -> AIMessage:
-        name = tools[0]["function"]["name"]
+    def _planned_calls(
+        self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None
+    ) -> list[ToolCall]:
+        name = (tools or [{"function": {"name": "weather"}}])[0]["function"]["name"]
         n = sum(isinstance(m, ToolMessage) for m in messages)
-        return AIMessage(
-            content="", tool_calls=[{"name": name, "args": dict(self.tool_args), "id": f"c{n}"}]
-        )
+        return [ToolCall(name=name, args=dict(self.tool_args), id=f"c{n}", type="tool_call")]
 
 
 @tool
@@ -85,11 +87,11 @@ def ancestors(trace: TraceRecord, span: SpanRecord) -> list[SpanRecord]:
 def test_a_looping_langgraph_agent_is_stopped_by_a_per_run_limit(
     limit: dict[str, Any], ledger: str, tmp_path: Path
 ) -> None:
-    col = Collector()
+    tracer, col = traced(pricing=PriceCatalog(overrides=PRICES))
     url = "memory" if ledger == "memory" else f"sqlite:///{tmp_path}/ledger.db"
     budget = BudgetAlert(key="trace", mode="raise", ledger=url, **limit)
-    col.tracer.add_span_processor(budget)
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
+    tracer.add_span_processor(budget)
+    handler = AgentOSCallbackHandler(tracer=tracer)
     app = looping_agent()
 
     with pytest.raises(BudgetExceeded) as caught:
@@ -127,10 +129,10 @@ def test_a_looping_langgraph_agent_is_stopped_by_a_per_run_limit(
 
 
 async def test_concurrent_runs_each_get_their_own_limit() -> None:
-    col = Collector()
+    tracer, col = traced(pricing=PriceCatalog(overrides=PRICES))
     budget = BudgetAlert(key="trace", mode="raise", max_llm_calls=3)
-    col.tracer.add_span_processor(budget)
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
+    tracer.add_span_processor(budget)
+    handler = AgentOSCallbackHandler(tracer=tracer)
     app = looping_agent()
     results = await asyncio.gather(
         *(
@@ -148,12 +150,12 @@ async def test_concurrent_runs_each_get_their_own_limit() -> None:
 
 
 def test_alert_mode_only_flags_the_run_and_the_store_can_filter_on_it(tmp_path: Path) -> None:
-    col = Collector()
+    tracer, col = traced(pricing=PriceCatalog(overrides=PRICES))
     store = SQLiteStore(tmp_path / "traces.db")
-    col.tracer.add_exporter(store)
+    tracer.add_exporter(store)
     budget = BudgetAlert(key="trace", mode="alert", max_llm_calls=4, name="runaway")
-    col.tracer.add_span_processor(budget)
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
+    tracer.add_span_processor(budget)
+    handler = AgentOSCallbackHandler(tracer=tracer)
     app = looping_agent()
     with pytest.raises(GraphRecursionError):  # nothing stopped it: the graph's own limit did
         app.invoke(
@@ -187,10 +189,10 @@ def test_alert_mode_only_flags_the_run_and_the_store_can_filter_on_it(tmp_path: 
 
 
 def test_the_call_that_crosses_the_limit_flags_its_trace_in_alert_mode() -> None:
-    col = Collector()
+    tracer, col = traced(pricing=PriceCatalog(overrides=PRICES))
     budget = BudgetAlert(key="user", budget_limit=0.015, name="user-cap")
-    col.tracer.add_span_processor(budget)
-    handler = AgentOSCallbackHandler(tracer=col.tracer)
+    tracer.add_span_processor(budget)
+    handler = AgentOSCallbackHandler(tracer=tracer)
     model = FakeToolCallingChatModel(**PER_CALL)
     config: RunnableConfig = {"callbacks": [handler], "metadata": {"user_id": "alice"}}
     model.invoke("first", config=config)  # $0.01: under

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from agentos_obs.cost import BudgetAlert, BudgetStatus, ledger_report
-from agentos_obs.cost._ledger import LedgerEntry, Tally, open_backend, parse_ledger_url
+from agentos_obs.cost._ledger import LedgerEntry, Tally, parse_ledger_url
+from agentos_obs.cost._ledger_open import open_backend
 from agentos_obs.cost._ledger_sqlite import SQLiteLedger
 from agentos_obs.cost._shared_spend import SharedSpend
 

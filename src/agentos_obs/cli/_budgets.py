@@ -11,7 +11,7 @@ import argparse
 import os
 from typing import Any
 
-from agentos_obs.cli._common import CLIError, console, parse_positive_int, write_json
+from agentos_obs.cli._common import CLIError, console, parse_limit, write_json
 
 __all__ = ["add_budgets_parser", "cmd_budgets"]
 
@@ -38,7 +38,7 @@ def add_budgets_parser(sub: Any) -> None:
     )
     budgets.add_argument(
         "--top",
-        type=parse_positive_int,
+        type=parse_limit,
         default=50,
         metavar="N",
         help="at most N key values per budget, highest use first (default 50)",

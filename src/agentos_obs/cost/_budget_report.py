@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agentos_obs.cost._budget_status import BudgetStatus, budget_window
-from agentos_obs.cost._ledger import BudgetMeta, LedgerRow, open_backend, parse_ledger_url
+from agentos_obs.cost._ledger import BudgetMeta, LedgerRow, parse_ledger_url
+from agentos_obs.cost._ledger_open import open_backend
 from agentos_obs.errors import ConfigurationError
 
 __all__ = ["ledger_report"]

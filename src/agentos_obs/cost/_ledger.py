@@ -43,7 +43,6 @@ __all__ = [
     "MemoryLedger",
     "Tally",
     "mask_url",
-    "open_backend",
     "parse_ledger_url",
 ]
 
@@ -387,18 +386,3 @@ def mask_url(text: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
-
-
-def open_backend(spec: LedgerSpec) -> LedgerBackend:
-    """The backend of a parsed URL (no I/O yet for Redis; SQLite opens its file lazily)."""
-    if spec.scheme == "memory":
-        return MemoryLedger()
-    if spec.scheme == "sqlite":
-        from agentos_obs.cost._ledger_sqlite import SQLiteLedger
-
-        assert spec.path is not None
-        timeout = float(dict(spec.options).get("timeout", "1.0"))
-        return SQLiteLedger(spec.path, busy_timeout_s=timeout)
-    from agentos_obs.cost._ledger_redis import RedisLedger
-
-    return RedisLedger(spec.url, display_url=mask_url(spec.url))

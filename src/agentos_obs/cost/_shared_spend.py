@@ -40,8 +40,8 @@ from agentos_obs.cost._ledger import (
     LedgerRow,
     LedgerSpec,
     Tally,
-    open_backend,
 )
+from agentos_obs.cost._ledger_open import open_backend
 from agentos_obs.cost._spend import Listener, SpendClient
 from agentos_obs.errors import ConfigurationError
 
