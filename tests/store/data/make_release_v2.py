@@ -13,17 +13,18 @@ odd attribute values, one plain tracer trace with a tool error.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from lc_fakes import PRICES, FailingChatModel, FakeUsageChatModel
 
 from agentos_obs.integrations.langchain import AgentOSCallbackHandler
 from agentos_obs.pricing import PriceCatalog
 from agentos_obs.store import SQLiteStore
 from agentos_obs.tracing import SpanKind, SpanStatus, Tracer
+from lc_fakes import PRICES, FailingChatModel, FakeUsageChatModel
 
 OUT = Path(__file__).with_name("release-v2.db")
 
@@ -44,10 +45,8 @@ def main() -> None:
             config={"callbacks": [handler], "metadata": {"user_id": user, "session_id": session}},
         )
     failing = prompt | FailingChatModel()
-    try:
+    with contextlib.suppress(Exception):
         failing.invoke({"word": "fail"}, config={"callbacks": [handler]})
-    except Exception:
-        pass
     unpriced = prompt | FakeUsageChatModel(model_name="mystery-model", input_tokens=7)
     unpriced.invoke({"word": "x"}, config={"callbacks": [handler]})
     # A distributed trace: the front service's part and a worker's part, one trace id.

@@ -1,0 +1,197 @@
+"""Mergeable percentile sketches of the store's rollups: DDSketch bins in a blob.
+
+A sketch is the bins of a DDSketch with ``LogarithmicMapping(RELATIVE_ACCURACY)``: a value
+``v > 0`` falls in bin ``ceil(log(v) / log(gamma))`` and a bin stands for one value within
+``RELATIVE_ACCURACY`` of every value in it, so any quantile read from merged bins is within
+1 % of the exact nearest-rank value. Zero (and anything below ``MIN_VALUE``) has a bin of
+its own, ``ZERO_KEY``. Sketches merge by adding counts, and subtract exactly (retention takes
+deleted traces back out of the rollups).
+
+Stored as little-endian int32 pairs ``(key, count)`` sorted by key: 8 bytes a bin, a few
+dozen bins for a latency distribution. Many blobs merge at once with numpy (one
+``frombuffer`` over their concatenation), so a query over thousands of rollup rows does not
+loop in Python per bin.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+from ddsketch.mapping import LogarithmicMapping
+
+__all__ = [
+    "MAPPING",
+    "MIN_VALUE",
+    "RELATIVE_ACCURACY",
+    "ZERO_KEY",
+    "Bins",
+    "add_value",
+    "decode",
+    "encode",
+    "key_of",
+    "keys_of",
+    "merge_blobs",
+    "merge_many",
+    "quantile",
+]
+
+RELATIVE_ACCURACY = 0.01
+MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
+MIN_VALUE = 1e-9  # ms: a picosecond; smaller durations count as zero
+ZERO_KEY = -(2**31)
+_INV_LN_GAMMA = 1.0 / math.log(MAPPING.gamma)
+_LITTLE = sys.byteorder == "little"
+
+Bins = dict[int, int]
+
+
+def key_of(value: float) -> int:
+    """The bin of ``value`` (the key ``MAPPING.key`` gives, computed without a call)."""
+    if value < MIN_VALUE:
+        return ZERO_KEY
+    return math.ceil(math.log(value) * _INV_LN_GAMMA)
+
+
+def keys_of(values: np.ndarray) -> np.ndarray:
+    """:func:`key_of` of each value (vectorised)."""
+    values = np.asarray(values, dtype=np.float64)
+    keys = np.full(values.shape, ZERO_KEY, dtype=np.int64)
+    positive = values >= MIN_VALUE
+    keys[positive] = np.ceil(np.log(values[positive]) * _INV_LN_GAMMA)
+    return keys
+
+
+def add_value(bins: Bins, value: float, count: int = 1) -> None:
+    key = key_of(value)
+    bins[key] = bins.get(key, 0) + count
+
+
+def encode(bins: Mapping[int, int]) -> bytes | None:
+    """The blob of ``bins`` (empty bins dropped); None when nothing is left."""
+    flat = array("i")
+    for key in sorted(bins):
+        count = bins[key]
+        if count:
+            flat.append(key)
+            flat.append(count)
+    if not flat:
+        return None
+    if not _LITTLE:
+        flat.byteswap()
+    return flat.tobytes()
+
+
+def decode(blob: bytes | None) -> Bins:
+    if not blob:
+        return {}
+    flat = array("i")
+    flat.frombytes(blob)
+    if not _LITTLE:
+        flat.byteswap()
+    return dict(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def merge_blobs(old: bytes | None, new: bytes | None) -> bytes | None:
+    """``old`` + ``new`` (counts may be negative: a subtraction); SQL function of the writer."""
+    if not new:
+        return old
+    if not old:
+        return new
+    bins = decode(old)
+    for key, count in decode(new).items():
+        bins[key] = bins.get(key, 0) + count
+    return encode({k: c for k, c in bins.items() if c > 0})
+
+
+def merge_many(
+    groups: Sequence[object], blobs: Sequence[bytes | None]
+) -> dict[object, tuple[np.ndarray, np.ndarray]]:
+    """Merge the blobs of each group: ``{group: (sorted keys, counts)}``.
+
+    ``groups[i]`` names the group of ``blobs[i]``. One numpy pass over all the bins.
+    """
+    present = [(g, b) for g, b in zip(groups, blobs, strict=True) if b]
+    if not present:
+        return {}
+    labels = {g: i for i, g in enumerate(dict.fromkeys(g for g, _ in present))}
+    lengths = np.fromiter((len(b) // 8 for _, b in present), dtype=np.int64, count=len(present))
+    flat = np.frombuffer(b"".join(b for _, b in present), dtype="<i4").reshape(-1, 2)
+    group_ids = np.repeat(
+        np.fromiter((labels[g] for g, _ in present), dtype=np.int64, count=len(present)),
+        lengths,
+    )
+    keys = flat[:, 0].astype(np.int64)
+    counts = flat[:, 1].astype(np.int64)
+    order = np.lexsort((keys, group_ids))
+    group_ids, keys, counts = group_ids[order], keys[order], counts[order]
+    # Sum the counts of equal (group, key) runs.
+    starts = np.flatnonzero(
+        np.concatenate(([True], (group_ids[1:] != group_ids[:-1]) | (keys[1:] != keys[:-1])))
+    )
+    summed = np.add.reduceat(counts, starts)
+    run_groups, run_keys = group_ids[starts], keys[starts]
+    out: dict[object, tuple[np.ndarray, np.ndarray]] = {}
+    bounds = np.flatnonzero(np.concatenate(([True], run_groups[1:] != run_groups[:-1])))
+    ends = np.append(bounds[1:], len(run_groups))
+    names = list(labels)
+    for lo, hi in zip(bounds, ends, strict=True):
+        keep = summed[lo:hi] > 0
+        out[names[int(run_groups[lo])]] = (run_keys[lo:hi][keep], summed[lo:hi][keep])
+    return out
+
+
+def add_bins(
+    merged: tuple[np.ndarray, np.ndarray] | None, extra: Mapping[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``merged`` (from :func:`merge_many`) plus the bins of a dict."""
+    combined: dict[int, int] = {}
+    if merged is not None:
+        combined.update(zip(merged[0].tolist(), merged[1].tolist(), strict=True))
+    for key, count in extra.items():
+        combined[key] = combined.get(key, 0) + count
+    keys = sorted(k for k, c in combined.items() if c > 0)
+    return (
+        np.array(keys, dtype=np.int64),
+        np.array([combined[k] for k in keys], dtype=np.int64),
+    )
+
+
+def _value(key: int) -> float:
+    return 0.0 if key == ZERO_KEY else float(MAPPING.value(key))
+
+
+def quantile(
+    keys: np.ndarray,
+    counts: np.ndarray,
+    q: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+) -> float | None:
+    """Nearest-rank ``q`` quantile (0 < q <= 1) of merged bins, within 1 % of the exact one.
+
+    ``low``/``high`` (the exact minimum and maximum) clamp the answer, so a distribution of
+    one value reads back exactly.
+    """
+    total = int(counts.sum()) if len(counts) else 0
+    if total <= 0:
+        return None
+    rank = max(1, math.ceil(total * q))
+    index = int(np.searchsorted(np.cumsum(counts), rank))
+    value = _value(int(keys[min(index, len(keys) - 1)]))
+    if low is not None:
+        value = max(value, low)
+    if high is not None:
+        value = min(value, high)
+    return value
+
+
+def bins_of(values: Iterable[float]) -> Bins:
+    bins: Bins = {}
+    for value in values:
+        add_value(bins, value)
+    return bins
