@@ -46,6 +46,7 @@ __all__ = [
     "group_items",
     "mark_incomplete",
     "refold",
+    "self_times",
 ]
 
 _pick_facts = itemgetter(*FOLD_FROM_ROW)
@@ -98,6 +99,29 @@ class LiveTrace:
         return own
 
 
+def self_times(records: Sequence[SpanRecord]) -> dict[str, float]:
+    """Each record's self time: its duration minus the union of its children's intervals
+    within it (``TraceRecord.self_time_ms``, for all the records of a trace in one pass)."""
+    children: dict[str, list[tuple[int, int]]] = {}
+    for record in records:
+        parent = record.parent_id
+        if parent is not None and parent != record.span_id:
+            children.setdefault(parent, []).append((record.start_time, record.end_time))
+    out: dict[str, float] = {}
+    for record in records:
+        own = record.duration_ms
+        kids = children.get(record.span_id)
+        if kids:
+            start, end = record.start_time, record.end_time
+            clipped = [
+                (max(start, lo), min(end, hi)) for lo, hi in kids if min(end, hi) > max(start, lo)
+            ]
+            if clipped:
+                own = max(0.0, own - union_ms(clipped))
+        out[record.span_id] = own
+    return out
+
+
 class LiveTraces:
     """The running traces the writer writes live, at most ``limit`` (the oldest forgotten
     first: a forgotten trace is deduplicated against its stored rows when it ends)."""
@@ -141,6 +165,13 @@ class Group:
         self.row: TraceRow | None = None
         self.rows: list[tuple[Any, ...]] = []  # span rows written by this batch
         self.added: list[str] = []  # span ids this batch added to the live state
+        self.first_seq = 0
+
+    def reset(self) -> None:
+        """Forget what a previous attempt at writing this group did."""
+        self.row = None
+        self.rows = []
+        self.added = []
         self.first_seq = 0
 
     @property
@@ -200,6 +231,8 @@ class Batch:
         self.spans_written = self.traces_ended = self.overflow = 0
 
     def write(self, conn: sqlite3.Connection, groups: Sequence[Group]) -> None:
+        for group in groups:
+            group.reset()
         existing = self._existing(conn, [g.trace_id for g in groups])
         next_key: int | None = None
         span_rows: list[tuple[Any, ...]] = []
@@ -318,14 +351,18 @@ class Batch:
             if not group.ends:
                 row.reopen()
         for trace in group.ends:
+            own: dict[str, float] | None = None
             for record in trace.spans:
                 if record.span_id in known:
                     continue
                 if seq > SEQ_MASK:
                     self.overflow += 1
                     continue
-                group.rows.append(rows.span_row(record, base | seq, trace.self_time_ms(record)))
+                if own is None:
+                    own = self_times(trace.spans)
+                group.rows.append(rows.span_row(record, base | seq, own[record.span_id]))
                 known[record.span_id] = base | seq
+                group.added.append(record.span_id)
                 row.add_span(record)
                 seq += 1
             if state is not None and state.stale:
@@ -384,9 +421,7 @@ class Batch:
             if state is not None:
                 for span_id in group.added:
                     state.keys.pop(span_id, None)
-            group.rows = []
-            group.added = []
-            group.row = None
+            group.reset()
 
     def done(self, groups: Sequence[Group]) -> None:
         """The batch committed: traces that ended leave the live state."""

@@ -217,8 +217,13 @@ _UPSERT = (
             "COALESCE(excluded.run_min, run_min))",
             "run_max = MAX(COALESCE(run_max, excluded.run_max), "
             "COALESCE(excluded.run_max, run_max))",
-            f"run_bins = {MERGE_FUNCTION}(run_bins, excluded.run_bins)",
-            f"self_bins = {MERGE_FUNCTION}(self_bins, excluded.self_bins)",
+            # CASE first: rows without sketches (sessions, minutes) never call Python.
+            "run_bins = CASE WHEN excluded.run_bins IS NULL THEN run_bins "
+            f"WHEN run_bins IS NULL THEN excluded.run_bins "
+            f"ELSE {MERGE_FUNCTION}(run_bins, excluded.run_bins) END",
+            "self_bins = CASE WHEN excluded.self_bins IS NULL THEN self_bins "
+            f"WHEN self_bins IS NULL THEN excluded.self_bins "
+            f"ELSE {MERGE_FUNCTION}(self_bins, excluded.self_bins) END",
         ]
     )
 )
@@ -267,7 +272,9 @@ class Fold:
         """Fold span rows (their :data:`FOLD_COLUMNS`) of one trace starting at ``start_ns``."""
         sign = self.sign
         hour = bucket_of(start_ns, HOUR)
-        acc = self.acc
+        rows = self.rows
+        key_of = sketch.key_of
+        by_kind: dict[str, Acc] = {}
         spans = calls = unpriced = no_usage = estimated = 0
         inp = out = cache_read = cache_write = reasoning = 0
         cost_sum = 0.0
@@ -291,17 +298,22 @@ class Fold:
             spans += 1
             failed = status in _FAILED
             duration = duration or 0.0
-            k = acc(DIM_KIND, hour, kind)
+            k = by_kind.get(kind)
+            if k is None:
+                k = by_kind[kind] = self.acc(DIM_KIND, hour, kind)
             k.spans += sign
             if failed:
                 k.errors += sign
             k.run(duration, sign)
             own = duration if self_ms is None else self_ms
             k.self_sum += sign * own
-            key = sketch.key_of(own)
-            k.self_bins[key] = k.self_bins.get(key, 0) + sign
+            bins = k.self_bins
+            bin_key = key_of(own)
+            bins[bin_key] = bins.get(bin_key, 0) + sign
             if kind == "agent":
-                a = acc(DIM_AGENT, hour, agent or "")
+                a = rows.get((DIM_AGENT, hour, agent or "")) or self.acc(
+                    DIM_AGENT, hour, agent or ""
+                )
                 a.spans += sign
                 if failed:
                     a.errors += sign
@@ -309,8 +321,8 @@ class Fold:
             if not llm_call:
                 continue
             calls += 1
-            m = acc(DIM_MODEL, hour, model or "")
-            a = acc(DIM_AGENT, hour, agent or "")
+            m = rows.get((DIM_MODEL, hour, model or "")) or self.acc(DIM_MODEL, hour, model or "")
+            a = rows.get((DIM_AGENT, hour, agent or "")) or self.acc(DIM_AGENT, hour, agent or "")
             m.spans += sign
             m.calls += sign
             a.calls += sign

@@ -5,8 +5,10 @@ What changes, and why (issue 14: ten million spans, written live):
 * ``traces`` gets an integer key (``trace_key``, allocated in write order) and ``spans`` is
   clustered by it: ``span_key = trace_key << 24 | seq``. A trace's spans are one range of
   the table's own B-tree, so storing a span touches no index on a random text key, and
-  reading or exporting a trace is a range scan. The 11 indexes of version 2 become the 7
-  small ones of ``traces`` (one row per trace, not per span).
+  reading or exporting a trace is a range scan. The 11 indexes of version 2 become 5 on
+  ``traces`` (one row per trace, not per span): by id, start, status, user and session
+  (cost and duration, random keys that every write moved, are gone: a list sorted by
+  them sorts the traces of its window).
 * A trace is written while it runs: ``status`` is ``running`` until it ends, and
   ``incomplete`` when it never did (its process died, or no span ended for a while).
   ``writer_id`` names the process that writes it (``writers``), ``folded``/``counted`` say
@@ -173,8 +175,6 @@ CREATE INDEX traces_by_start ON traces (start_time);
 CREATE INDEX traces_by_status ON traces (status, start_time);
 CREATE INDEX traces_by_user ON traces (user_id, start_time);
 CREATE INDEX traces_by_session ON traces (session_id, start_time);
-CREATE INDEX traces_by_cost ON traces (cost_usd);
-CREATE INDEX traces_by_duration ON traces (duration_ms);
 CREATE INDEX spans_long_input ON spans (span_key) WHERE llm_call = 1 AND input_tokens > 32000;
 """
 
