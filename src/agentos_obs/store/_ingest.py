@@ -20,6 +20,7 @@ Nothing walks a span's ancestors: the work is linear in the spans of the batch.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -155,7 +156,17 @@ class LiveTraces:
 class Group:
     """The items of one trace in a batch, and what writing them did."""
 
-    __slots__ = ("added", "ends", "first_seq", "row", "rows", "spans", "started", "trace_id")
+    __slots__ = (
+        "added",
+        "ends",
+        "first_seq",
+        "fixed",
+        "row",
+        "rows",
+        "spans",
+        "started",
+        "trace_id",
+    )
 
     def __init__(self, trace_id: str) -> None:
         self.trace_id = trace_id
@@ -165,6 +176,7 @@ class Group:
         self.row: TraceRow | None = None
         self.rows: list[tuple[Any, ...]] = []  # span rows written by this batch
         self.added: list[str] = []  # span ids this batch added to the live state
+        self.fixed: dict[int, float] = {}  # span key -> self time corrected at the end
         self.first_seq = 0
 
     def reset(self) -> None:
@@ -172,6 +184,7 @@ class Group:
         self.row = None
         self.rows = []
         self.added = []
+        self.fixed = {}
         self.first_seq = 0
 
     @property
@@ -226,6 +239,7 @@ class Batch:
         self.spans_written = 0
         self.traces_ended = 0
         self.overflow = 0  # spans beyond 2**24 in one trace: not stored
+        self.now_ns = time.time_ns()
 
     def reset_counts(self) -> None:
         self.spans_written = self.traces_ended = self.overflow = 0
@@ -261,9 +275,10 @@ class Batch:
             span_rows.sort(key=itemgetter(0))
             conn.executemany(INSERT_SPAN, span_rows)
             self.spans_written += len(span_rows)
-        if fixups:
-            conn.executemany("UPDATE spans SET self_ms = ? WHERE span_key = ?", fixups)
         fold = Fold()
+        if fixups:
+            self._correct_folded(conn, groups, fold)
+            conn.executemany("UPDATE spans SET self_ms = ? WHERE span_key = ?", fixups)
         for group in groups:
             self._fold(conn, group, fold)
         trace_rows = [g.row for g in groups if g.row is not None]
@@ -330,8 +345,10 @@ class Batch:
             )
         else:
             known = {}
-        if (group.spans or group.started) and self.writer_id is not None:
-            row.values["writer_id"] = self.writer_id  # the process writing it live
+        if group.spans or group.started:
+            row.values["updated_at"] = self.now_ns  # a sign of life (incomplete_after_s)
+            if self.writer_id is not None:
+                row.values["writer_id"] = self.writer_id  # the process writing it live
         if group.started is not None:
             started = group.started
             row.started(started.name, started.start_time, started.remote_parent_id)
@@ -371,10 +388,33 @@ class Batch:
                     parent_record = by_id.get(parent)
                     key = known.get(parent)
                     if parent_record is not None and key is not None:
-                        fixups.append((trace.self_time_ms(parent_record), key))
+                        own_time = trace.self_time_ms(parent_record)
+                        fixups.append((own_time, key))
+                        group.fixed[key] = own_time
                 state.stale.clear()
             row.end(trace)
             self.traces_ended += 1
+
+    @staticmethod
+    def _correct_folded(conn: sqlite3.Connection, groups: Sequence[Group], fold: Fold) -> None:
+        """Self times corrected at a trace's end for spans the rollups already hold (the
+        trace was declared incomplete, then went on): move their self time in the rollups."""
+        for group in groups:
+            row = group.row
+            if row is None or not group.fixed:
+                continue
+            folded = int(row.values["folded"])
+            stale = [key for key in group.fixed if key & SEQ_MASK <= folded]
+            if not stale:
+                continue
+            old = conn.execute(
+                f"SELECT span_key, kind, self_ms, duration_ms FROM spans "
+                f"WHERE span_key IN ({', '.join('?' * len(stale))})",
+                stale,
+            ).fetchall()
+            for key, kind, self_ms, duration in old:
+                before = duration if self_ms is None else self_ms
+                fold.move_self(row.values["start_time"], kind, before, group.fixed[key])
 
     @staticmethod
     def _fold(conn: sqlite3.Connection, group: Group, fold: Fold) -> None:
@@ -390,6 +430,15 @@ class Batch:
         if last_seq > folded:
             if folded + 1 >= group.first_seq:
                 facts = [_pick_facts(r) for r in group.rows if (r[0] & SEQ_MASK) > folded]
+                if group.fixed:  # self times corrected after these rows were built
+                    facts = [
+                        (*f[:-1], group.fixed[r[0]]) if r[0] in group.fixed else f
+                        for f, r in zip(
+                            facts,
+                            [r for r in group.rows if (r[0] & SEQ_MASK) > folded],
+                            strict=True,
+                        )
+                    ]
             else:
                 facts = _read_facts(conn, row.key, folded)
             fold.spans(v["start_time"], v["user_id"], v["session_id"], facts)

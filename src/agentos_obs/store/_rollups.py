@@ -372,6 +372,15 @@ class Fold:
             slot.reasoning_tokens += sign * reasoning
             slot.cost_usd += sign * cost_sum
 
+    def move_self(self, start_ns: int, kind: str, before: float, after: float) -> None:
+        """A folded span's self time was corrected from ``before`` to ``after``."""
+        acc = self.acc(DIM_KIND, bucket_of(start_ns, HOUR), kind)
+        acc.self_sum += self.sign * (after - before)
+        bins = acc.self_bins
+        for value, change in ((before, -self.sign), (after, self.sign)):
+            key = sketch.key_of(value)
+            bins[key] = bins.get(key, 0) + change
+
     def trace(
         self,
         start_ns: int,

@@ -170,6 +170,7 @@ TRACE_COLUMNS = (
     "models",
     "agents",
     "writer_id",
+    "updated_at",
     "folded",
     "counted",
 )

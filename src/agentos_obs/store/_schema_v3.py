@@ -89,6 +89,7 @@ CREATE TABLE traces_v3 (
     models             TEXT,                        -- JSON array, NULL: none
     agents             TEXT,                        -- JSON array, NULL: none
     writer_id          INTEGER,                     -- writers.writer_id writing it live
+    updated_at         INTEGER,                     -- when spans of it were last written
     folded             INTEGER NOT NULL DEFAULT -1, -- seq of the last span in the rollups
     counted            INTEGER NOT NULL DEFAULT 0   -- 1: its trace-level facts are in them
 );

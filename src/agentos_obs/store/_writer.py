@@ -677,7 +677,7 @@ class SQLiteStore(StoreQueries):
             return
         self._next_sweep = now + min(60.0, max(0.01, self._incomplete_after_s / 10))
         cutoff = time.time_ns() - int(self._incomplete_after_s * 1e9)
-        self._mark(conn, "COALESCE(end_time, start_time) < ?", [cutoff])
+        self._mark(conn, "COALESCE(updated_at, end_time, start_time) < ?", [cutoff])
 
     def _mark(self, conn: sqlite3.Connection, where: str, params: list[Any]) -> None:
         if (
