@@ -78,7 +78,7 @@ def test_sigkill_mid_agent_keeps_every_ended_span_and_the_cost_of_finished_calls
                 pytest.fail(f"the agent exited early: {proc.stderr.read() if proc.stderr else ''}")
             if line.strip() == "blocked":
                 break
-            _, span_id, name, cost = (line.rstrip("\n").split(" ") + [""])[:4]
+            _, span_id, name, cost = [*line.rstrip("\n").split(" "), ""][:4]
             ended[span_id] = (name, cost)
         time.sleep(1.0)  # twenty flush intervals: what ended has been committed
     finally:
