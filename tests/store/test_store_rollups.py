@@ -298,3 +298,16 @@ def test_sketch_bins_are_ddsketch_bins_within_one_percent() -> None:
         blob, sketch.encode({k: -c for k, c in sketch.bins_of(values[:100]).items()})
     )
     assert sketch.decode(back) == sketch.bins_of(values[100:])
+
+
+def test_distinct_sessions_by_hyperloglog() -> None:
+    from agentos_obs.store import _hll as hll
+
+    small = hll.registers_of(f"s{i}" for i in range(12))
+    assert hll.estimate(hll.decode(hll.encode(small))) == 12
+    halves = [hll.encode(hll.registers_of(f"s{i}" for i in range(k, 20_000, 2))) for k in (0, 1)]
+    merged = hll.union([*halves, halves[0]])  # merging is idempotent
+    assert abs(hll.estimate(merged) - 20_000) <= 20_000 * 0.05
+    dense = hll.decode(hll.merge(halves[0], halves[1]))
+    assert (dense == merged).all()
+    assert hll.estimate(hll.union([])) == 0

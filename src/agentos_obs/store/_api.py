@@ -132,6 +132,16 @@ class StoreQueries:
             queries.iter_traces, since, until, page=page
         )
 
+    def export_lines(
+        self, since: TimeArg = None, until: TimeArg = None, *, page: int = 500
+    ) -> Iterator[str]:
+        """Every trace of the window as a JSON line (``TraceRecord.to_dict()``, the JSONL
+        exporter's line), oldest first, streamed with keyset paging; SQLite writes the
+        JSON. One million spans take a few seconds."""
+        return self._query(  # type: ignore[no-any-return]
+            queries.iter_export_lines, since, until, page=page
+        )
+
     def aggregate(
         self, by: str = "model", since: TimeArg = None, until: TimeArg = None
     ) -> list[dict[str, Any]]:

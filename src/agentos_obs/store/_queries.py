@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from agentos_obs.store import _hll as hll
 from agentos_obs.store._gather import Merged, cover, gather, raw_fold
 from agentos_obs.store._rollups import (
     DIM_AGENT,
@@ -36,7 +37,6 @@ from agentos_obs.store._rollups import (
     DIM_KIND,
     DIM_MINUTE,
     DIM_MODEL,
-    DIM_SESSION_DAY,
     DIM_USER,
     DIM_USER_DAY,
     SEQ_BITS,
@@ -57,6 +57,7 @@ __all__ = [
     "count_traces",
     "filter_options",
     "get_trace",
+    "iter_export_lines",
     "iter_traces",
     "iter_usage_rows",
     "list_traces",
@@ -201,8 +202,11 @@ def _trace_where(
         params.extend(values)
     for dim, name in ((MEMBER_MODEL, model), (MEMBER_AGENT, agent)):
         if name is not None:
+            # Checked per candidate row (a primary-key probe): a newest-first page stops
+            # when it is full instead of collecting every trace of a common model first.
             clauses.append(
-                "t.trace_key IN (SELECT trace_key FROM trace_members WHERE dim = ? AND key = ?)"
+                "EXISTS (SELECT 1 FROM trace_members m WHERE m.dim = ? AND m.key = ? "
+                "AND m.trace_key = t.trace_key)"
             )
             params.extend([dim, name])
     if user is not None:
@@ -286,10 +290,21 @@ def count_traces(conn: sqlite3.Connection, **filters: Any) -> int:
     return int(row[0])
 
 
-def _span_dict(row: sqlite3.Row) -> dict[str, Any]:
-    data = dict(row)
-    data["attributes"] = _json_or(data["attributes"], {})
-    data["events"] = _json_or(data["events"], [])
+_SPAN_NAMES = tuple(c.strip() for c in _SPAN_COLUMNS.split(","))
+
+
+def _json_object(text: str | None) -> Any:
+    return {} if text == "{}" else _json_or(text, {})
+
+
+def _json_array(text: str | None) -> Any:
+    return [] if text == "[]" else _json_or(text, [])
+
+
+def _span_dict(values: tuple[Any, ...]) -> dict[str, Any]:
+    data = dict(zip(_SPAN_NAMES, values, strict=True))
+    data["attributes"] = _json_object(data["attributes"])
+    data["events"] = _json_array(data["events"])
     data["counts_usage"] = bool(data["counts_usage"])
     data["llm_call"] = bool(data["llm_call"])
     data["total_tokens"] = data["input_tokens"] + data["output_tokens"]
@@ -302,13 +317,30 @@ def _span_dict(row: sqlite3.Row) -> dict[str, Any]:
 
 def _spans_of(conn: sqlite3.Connection, trace_key: int) -> list[dict[str, Any]]:
     low = trace_key << SEQ_BITS
-    rows = _rows(
-        conn,
+    rows = conn.execute(
         f"SELECT {_SPAN_COLUMNS} FROM spans WHERE span_key BETWEEN ? AND ? "
         "ORDER BY start_time, span_key",
         (low, low | SEQ_MASK),
-    )
+    ).fetchall()
     return [_span_dict(span) for span in rows]
+
+
+def _spans_of_page(
+    conn: sqlite3.Connection, trace_keys: list[int], columns: str, where: str = ""
+) -> dict[int, list[tuple[Any, ...]]]:
+    """The span rows (``columns``) of several traces in one query, by trace key, each
+    trace's in start order."""
+    out: dict[int, list[tuple[Any, ...]]] = {key: [] for key in trace_keys}
+    rows = conn.execute(
+        f"SELECT s.span_key >> {SEQ_BITS}, {columns} FROM json_each(?) j "
+        f"JOIN spans s ON s.span_key BETWEEN (j.value << {SEQ_BITS}) "
+        f"AND ((j.value << {SEQ_BITS}) | {SEQ_MASK}){where} "
+        "ORDER BY j.key, s.start_time, s.span_key",
+        (json.dumps(trace_keys),),
+    ).fetchall()
+    for row in rows:
+        out[row[0]].append(row[1:])
+    return out
 
 
 def get_trace(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
@@ -336,6 +368,31 @@ def get_trace(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
     return trace
 
 
+def _trace_pages(
+    conn: sqlite3.Connection, since: TimeArg, until: TimeArg, page: int, columns: str
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Pages of trace rows (``trace_key, start_time, <columns>``), oldest first, keyset
+    paging on (start time, trace key)."""
+    clauses, params = _time_clause("t.start_time", since, until)
+    bounds = "".join(f" AND {c}" for c in clauses)
+    after: tuple[int, int] | None = None
+    while True:
+        keyset = "" if after is None else " AND (t.start_time, t.trace_key) > (?, ?)"
+        rows = conn.execute(
+            f"SELECT t.trace_key, t.start_time, {columns} FROM traces t WHERE 1{bounds}{keyset} "
+            "ORDER BY t.start_time, t.trace_key LIMIT ?",
+            [*params, *(after or ()), int(page)],
+        ).fetchall()
+        if rows:
+            yield rows
+        if len(rows) < page:
+            return
+        after = (rows[-1][1], rows[-1][0])
+
+
+_TRACE_NAMES = tuple(c.strip().removeprefix("t.") for c in _TRACE_COLUMNS.split(","))
+
+
 def iter_traces(
     conn: sqlite3.Connection,
     since: TimeArg = None,
@@ -345,29 +402,126 @@ def iter_traces(
 ) -> Iterator[dict[str, Any]]:
     """Every trace of the window with its spans (:func:`get_trace`'s shape), oldest first.
 
-    Keyset paging on (start time, trace key): each page costs the same wherever it is, so
-    exporting n traces takes time linear in n (LIMIT/OFFSET paging took n²). Traces
-    written while iterating may or may not be included; none is yielded twice.
+    Keyset paging on (start time, trace key), one query for a page's spans: each page
+    costs the same wherever it is, so exporting n traces takes time linear in n
+    (LIMIT/OFFSET paging took n²). Traces written while iterating may or may not be
+    included; none is yielded twice.
     """
-    clauses, params = _time_clause("t.start_time", since, until)
-    bounds = "".join(f" AND {c}" for c in clauses)
-    after: tuple[int, int] | None = None
-    while True:
-        keyset = "" if after is None else " AND (t.start_time, t.trace_key) > (?, ?)"
-        rows = _rows(
-            conn,
-            f"SELECT t.trace_key, {_TRACE_COLUMNS} FROM traces t WHERE 1{bounds}{keyset} "
-            "ORDER BY t.start_time, t.trace_key LIMIT ?",
-            [*params, *(after or ()), int(page)],
-        )
+    for rows in _trace_pages(conn, since, until, page, _TRACE_COLUMNS):
+        spans = _spans_of_page(conn, [r[0] for r in rows], _SPAN_COLUMNS)
         for row in rows:
-            trace = _trace_dict(row)
-            trace_key = trace.pop("trace_key")
-            trace["spans"] = _spans_of(conn, trace_key)
+            trace = dict(zip(_TRACE_NAMES, row[2:], strict=True))
+            trace["attributes"] = _json_object(trace["attributes"])
+            trace["total_tokens"] = trace["input_tokens"] + trace["output_tokens"]
+            trace["models"] = sorted(_json_or(trace["models"], []))
+            trace["agents"] = sorted(_json_or(trace["agents"], []))
+            trace["spans"] = [_span_dict(values) for values in spans[row[0]]]
             yield trace
-        if len(rows) < page:
-            return
-        after = (rows[-1]["start_time"], rows[-1]["trace_key"])
+
+
+# Export lines are built by SQLite (json_object, in C) from the rows: REAL values with 17
+# significant digits (they read back as the same double; json_object alone writes 15),
+# stored attributes and events as the JSON they are.
+def _json_fields(fields: list[tuple[str, str, str]]) -> str:
+    parts = []
+    for name, kind, column in fields:
+        if kind == "str0":  # None written as "" (SpanRecord.model_name)
+            value = f"COALESCE({column}, '')"
+        elif kind == "real":
+            value = f"CASE WHEN {column} IS NOT NULL THEN json(printf('%!.17g', {column})) END"
+        elif kind == "bool":
+            value = f"json(CASE WHEN {column} THEN 'true' ELSE 'false' END)"
+        elif kind == "json":  # text strict JSON rejects (a schema-1 NaN) goes out as a string
+            value = f"CASE WHEN json_valid({column}) THEN json({column}) ELSE {column} END"
+        else:
+            value = column
+        parts.append(f"'{name}', {value}")
+    return f"json_object({', '.join(parts)})"
+
+
+_EXPORT_SPAN_JSON = _json_fields(
+    [
+        ("span_id", "str", "s.span_id"),
+        ("parent_id", "str", "s.parent_id"),
+        ("trace_id", "str", "s.trace_id"),
+        ("name", "str", "s.name"),
+        ("kind", "str", "s.kind"),
+        ("duration_ms", "real", "s.duration_ms"),
+        ("status", "str", "s.status"),
+        ("attributes", "json", "s.attributes"),
+        ("model_name", "str0", "s.model_name"),
+        ("input_tokens", "int", "s.input_tokens"),
+        ("output_tokens", "int", "s.output_tokens"),
+        ("cost_usd", "real", "s.cost_usd"),
+        ("provider", "str", "s.provider"),
+        ("cache_read_tokens", "int", "s.cache_read_tokens"),
+        ("cache_write_tokens", "int", "s.cache_write_tokens"),
+        ("reasoning_tokens", "int", "s.reasoning_tokens"),
+        ("start_time", "int", "s.start_time"),
+        ("end_time", "int", "s.end_time"),
+        ("events", "json", "s.events"),
+        ("llm_call", "bool", "s.llm_call"),
+        ("cost_status", "str", "s.cost_status"),
+        ("agent", "str", "s.agent_name"),
+        ("user_id", "str", "t.user_id"),
+        ("session_id", "str", "t.session_id"),
+    ]
+)
+_EXPORT_TRACE_JSON = _json_fields(
+    [
+        ("trace_id", "str", "t.trace_id"),
+        ("name", "str", "t.name"),
+        ("total_duration_ms", "real", "t.duration_ms"),
+        ("total_cost_usd", "real", "t.cost_usd"),
+        ("total_tokens", "int", "(t.input_tokens + t.output_tokens)"),
+        ("span_count", "int", "t.span_count"),
+        ("status", "str", "t.status"),
+        ("start_time", "int", "t.start_time"),
+        ("end_time", "int", "t.end_time"),
+        ("user_id", "str", "t.user_id"),
+        ("session_id", "str", "t.session_id"),
+        ("service_name", "str", "t.service_name"),
+        ("llm_calls", "int", "t.llm_calls"),
+        ("unpriced_llm_calls", "int", "t.unpriced_llm_calls"),
+        ("no_usage_llm_calls", "int", "t.no_usage_llm_calls"),
+        ("estimated_llm_calls", "int", "t.estimated_llm_calls"),
+        ("cost_complete", "bool", "(t.unpriced_llm_calls + t.no_usage_llm_calls = 0)"),
+        ("input_tokens", "int", "t.input_tokens"),
+        ("output_tokens", "int", "t.output_tokens"),
+        ("cache_read_tokens", "int", "t.cache_read_tokens"),
+        ("cache_write_tokens", "int", "t.cache_write_tokens"),
+        ("reasoning_tokens", "int", "t.reasoning_tokens"),
+        ("attributes", "json", "t.attributes"),
+    ]
+)
+
+
+def iter_export_lines(
+    conn: sqlite3.Connection,
+    since: TimeArg = None,
+    until: TimeArg = None,
+    *,
+    page: int = 500,
+) -> Iterator[str]:
+    """Every trace of the window as one line of JSON, oldest first: the object the JSONL
+    exporter writes for a trace (``TraceRecord.to_dict()``), built from the stored rows.
+
+    SQLite writes the JSON (attributes and events go out as the text stored: no parse and
+    write again), so an export costs little more than reading. A span's ``user_id`` and
+    ``session_id`` are its trace's (the store keeps them per trace).
+    """
+    for rows in _trace_pages(conn, since, until, page, _EXPORT_TRACE_JSON):
+        spans: dict[int, list[str]] = {r[0]: [] for r in rows}
+        for trace_key, text in conn.execute(
+            f"SELECT t.trace_key, {_EXPORT_SPAN_JSON} FROM json_each(?) j "
+            "JOIN traces t ON t.trace_key = j.value "
+            f"JOIN spans s ON s.span_key BETWEEN (j.value << {SEQ_BITS}) "
+            f"AND ((j.value << {SEQ_BITS}) | {SEQ_MASK}) ORDER BY j.key, s.start_time, s.span_key",
+            (json.dumps(list(spans)),),
+        ):
+            spans[trace_key].append(text)
+        for trace_key, _, head in rows:
+            yield f'{head[:-1]},"spans":[{",".join(spans[trace_key])}]}}'
 
 
 # -- aggregates from the rollups ---------------------------------------------------------
@@ -488,6 +642,46 @@ def _distinct(
     return int(conn.execute(sql, params).fetchone()[0])
 
 
+def _first_last(
+    conn: sqlite3.Connection, where: str, params: list[Any]
+) -> tuple[int | None, int | None]:
+    """First and last trace start in a window: two index probes (MIN and MAX in one SELECT
+    would scan the window)."""
+    first = conn.execute(f"SELECT MIN(start_time) FROM traces{where}", params).fetchone()[0]
+    last = conn.execute(f"SELECT MAX(start_time) FROM traces{where}", params).fetchone()[0]
+    return first, last
+
+
+def _sessions(conn: sqlite3.Connection, lo: int | None, hi: int | None) -> int:
+    """Distinct sessions of the window's traces: HyperLogLog over whole hours (within
+    1.6 %, exact in practice below a few hundred), exact ids at the ends."""
+    parts, raw = cover(lo, hi, [WIDTH_S[DIM_ALL]])
+    blobs: list[bytes | None] = []
+    for _, first, end in parts:
+        clause = "".join(
+            f" AND bucket {op} ?" for op, v in ((">=", first), ("<", end)) if v is not None
+        )
+        blobs.extend(
+            r[0]
+            for r in conn.execute(
+                f"SELECT sessions_hll FROM rollups WHERE dim = ?{clause} "
+                "AND sessions_hll IS NOT NULL",
+                [DIM_ALL, *(v for v in (first, end) if v is not None)],
+            )
+        )
+    ids: list[str] = []
+    for low, high in raw:
+        ids.extend(
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT session_id FROM traces WHERE start_time >= ? AND start_time < ? "
+                "AND session_id IS NOT NULL AND folded >= 0",
+                (low, high),
+            )
+        )
+    return hll.estimate(hll.union(blobs, ids))
+
+
 def summary(
     conn: sqlite3.Connection, since: TimeArg = None, until: TimeArg = None
 ) -> dict[str, Any]:
@@ -497,9 +691,7 @@ def summary(
     open_counts = _count_status(conn, lo, hi)
     clauses, params = _time_clause("start_time", lo, hi)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    first, last = conn.execute(
-        f"SELECT MIN(start_time), MAX(start_time) FROM traces{where}", params
-    ).fetchone()
+    first, last = _first_last(conn, where, params)
     finished = merged.int("traces")
     errors = merged.int("errors")
     result: dict[str, Any] = {
@@ -513,7 +705,7 @@ def summary(
         **_usage(merged),
         "total_cost_usd": max(0.0, merged.sums["cost_usd"]),
         "users": _distinct(conn, DIM_USER_DAY, DIM_USER, "user_id", lo, hi),
-        "sessions": _distinct(conn, DIM_SESSION_DAY, None, "session_id", lo, hi),
+        "sessions": _sessions(conn, lo, hi),
         "first_start_time": first,
         "last_start_time": last,
         **_latency(merged),
@@ -531,27 +723,45 @@ def timeseries(
     """Finished traces, failed traces, cost and tokens per equal time bucket.
 
     The open ends of the window are the first and last trace. Each minute of the
-    per-minute rollup counts in the bucket its start falls in. Returns ``bucket_ns`` and
+    per-minute rollup counts in the bucket its start falls in; for buckets of six hours or
+    more, each whole hour of the window does (from the hourly rows). Returns ``bucket_ns`` and
     ``points`` (``start_time`` epoch ns, ``traces``, ``errors``, ``cost_usd``, ``tokens``).
     """
     buckets = max(1, int(buckets))
     lo, hi = to_epoch_ns(since), to_epoch_ns(until)
     if lo is None or hi is None:
-        first, last = conn.execute("SELECT MIN(start_time), MAX(start_time) FROM traces").fetchone()
-        if first is None:
+        first, last = _first_last(conn, "", [])
+        if first is None or last is None:
             return {"bucket_ns": None, "points": []}
         lo = first if lo is None else lo
         hi = last + 1 if hi is None else hi
     width = max(1, -(-(hi - lo) // buckets))  # ceil: the last trace is in the last bucket
+    # The minutes of the window; buckets of six hours or more read its whole hours from the
+    # hourly rows instead (the minutes only at its ends).
     first_minute = lo // _NS - (lo // _NS) % 60
-    rows = conn.execute(
-        # The minute the window starts in (it starts before lo) counts in bucket 0.
-        "SELECT MAX(0, (bucket * 1000000000 - ?) / ?) AS b, TOTAL(traces), TOTAL(errors), "
-        "TOTAL(cost_usd), TOTAL(input_tokens + output_tokens) FROM rollups "
-        "WHERE dim = ? AND bucket >= ? AND bucket * 1000000000 < ? GROUP BY b",
-        (lo, width, DIM_MINUTE, first_minute, hi),
-    ).fetchall()
-    by_bucket = {int(r[0]): r for r in rows}
+    end = -(-hi // _NS)
+    spans: list[tuple[int, int, int]] = [(DIM_MINUTE, first_minute, end)]
+    if width >= 6 * 3600 * _NS:
+        hour_lo = -(-first_minute // 3600) * 3600
+        hour_hi = end // 3600 * 3600
+        if hour_lo < hour_hi:
+            spans = [
+                (DIM_MINUTE, first_minute, hour_lo),
+                (DIM_ALL, hour_lo, hour_hi),
+                (DIM_MINUTE, hour_hi, end),
+            ]
+    by_bucket: dict[int, list[float]] = {}
+    for dim, first_row, end_row in spans:
+        for b, *sums in conn.execute(
+            # The minute the window starts in (it starts before lo) counts in bucket 0.
+            "SELECT MAX(0, (bucket * 1000000000 - ?) / ?) AS b, TOTAL(traces), TOTAL(errors), "
+            "TOTAL(cost_usd), TOTAL(input_tokens + output_tokens) FROM rollups "
+            "WHERE dim = ? AND bucket >= ? AND bucket < ? GROUP BY b",
+            (lo, width, dim, first_row, end_row),
+        ):
+            into = by_bucket.setdefault(int(b), [int(b), 0.0, 0.0, 0.0, 0.0])
+            for i, value in enumerate(sums, start=1):
+                into[i] += value
     points = []
     for index in range(buckets):
         row = by_bucket.get(index)
@@ -607,10 +817,10 @@ def filter_options(
     conn: sqlite3.Connection, since: TimeArg = None, until: TimeArg = None, limit: int = 500
 ) -> dict[str, list[str]]:
     """Models, agents and users seen in the window (for filter menus), sorted. The window
-    is widened to whole hours."""
+    is widened to whole hours (users: whole days)."""
     lo, hi = to_epoch_ns(since), to_epoch_ns(until)
     out: dict[str, list[str]] = {}
-    for name, dim in (("models", DIM_MODEL), ("agents", DIM_AGENT), ("users", DIM_USER)):
+    for name, dim in (("models", DIM_MODEL), ("agents", DIM_AGENT), ("users", DIM_USER_DAY)):
         clauses, params = ["dim = ?", "key != ''"], [dim]
         if lo is not None:
             clauses.append("bucket >= ?")
@@ -633,7 +843,10 @@ def change_marker(conn: sqlite3.Connection) -> dict[str, Any]:
     spans of a running trace too); also ``trace_count`` (every status) and
     ``last_start_time`` (epoch ns). Costs a few index lookups at any size."""
     writes = conn.execute("SELECT value FROM store_meta WHERE name = 'writes'").fetchone()
-    newest = conn.execute("SELECT MAX(trace_key), MAX(start_time) FROM traces").fetchone()
+    newest = (
+        conn.execute("SELECT MAX(trace_key) FROM traces").fetchone()[0],
+        _first_last(conn, "", [])[1],
+    )
     finished = conn.execute(
         "SELECT TOTAL(traces) FROM rollups WHERE dim = ?", (DIM_ALL,)
     ).fetchone()[0]
@@ -649,11 +862,12 @@ def change_marker(conn: sqlite3.Connection) -> dict[str, Any]:
 
 # -- usage rows (re-pricing) ---------------------------------------------------------------
 
-_USAGE_SELECT = (
-    "SELECT s.trace_id, s.span_id, s.start_time, s.model_name, s.provider, s.input_tokens, "
+_USAGE_COLUMNS = (
+    "s.trace_id, s.span_id, s.start_time, s.model_name, s.provider, s.input_tokens, "
     "s.output_tokens, s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, "
     "s.cost_usd, s.cost_status, s.agent_name, t.user_id, t.session_id"
 )
+_USAGE_SELECT = f"SELECT {_USAGE_COLUMNS}"
 
 
 def iter_usage_rows(
@@ -671,32 +885,23 @@ def iter_usage_rows(
     than that, read through a partial index (the few calls a tiered price reprices
     differently; the rest can be re-priced from :func:`aggregate`'s token sums).
     """
-    clauses, params = _time_clause("t.start_time", since, until)
-    bounds = "".join(f" AND {c}" for c in clauses)
     if min_input_tokens is not None and min_input_tokens >= LONG_INPUT_TOKENS:
+        clauses, params = _time_clause("t.start_time", since, until)
+        bounds = "".join(f" AND {c}" for c in clauses)
         yield from _long_usage_rows(conn, bounds, params, int(min_input_tokens), page)
         return
-    after: tuple[int, int] | None = None
-    while True:
-        keyset = "" if after is None else " AND (t.start_time, t.trace_key) > (?, ?)"
-        traces = conn.execute(
-            f"SELECT t.trace_key, t.start_time FROM traces t WHERE 1{bounds}{keyset} "
-            "ORDER BY t.start_time, t.trace_key LIMIT ?",
-            [*params, *(after or ()), int(page)],
-        ).fetchall()
-        for trace_key, _ in traces:
-            low = trace_key << SEQ_BITS
-            rows = _rows(
-                conn,
-                f"{_USAGE_SELECT} FROM spans s JOIN traces t ON t.trace_key = ? "
-                "WHERE s.span_key BETWEEN ? AND ? AND s.counts_usage = 1 ORDER BY s.span_key",
-                [trace_key, low, low | SEQ_MASK],
-            )
-            for row in rows:
-                yield dict(row)
-        if len(traces) < page:
-            return
-        after = (traces[-1][1], traces[-1][0])
+    names = tuple(c.strip().split(".")[-1] for c in _USAGE_COLUMNS.split(","))[:-2]
+    span_columns = _USAGE_COLUMNS.replace(", t.user_id, t.session_id", "")
+    for rows in _trace_pages(conn, since, until, page, "t.user_id, t.session_id"):
+        people = {r[0]: (r[2], r[3]) for r in rows}
+        spans = _spans_of_page(conn, list(people), span_columns, " AND s.counts_usage = 1")
+        for trace_key, calls in spans.items():
+            user, session = people[trace_key]
+            for values in calls:
+                row = dict(zip(names, values, strict=True))
+                row["user_id"] = user
+                row["session_id"] = session
+                yield row
 
 
 def _long_usage_rows(

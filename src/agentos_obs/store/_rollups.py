@@ -12,13 +12,14 @@ dimension           bucket      key; ``runs`` and the ``run`` sketch are over
 ``DIM_KIND``        hour        span kind; spans, their durations (``self``: self time)
 ``DIM_USER``        hour        user; finished traces, their durations
 ``DIM_USER_DAY``    UTC day     user; the same, by day (long windows read fewer rows)
-``DIM_SESSION_DAY`` UTC day     session; traces and sums (distinct-session counts)
 ``DIM_MINUTE``      minute      ``''``; traces, errors, cost, tokens (time series)
 ==================  ==========  ======================================================
 
 Every row sums the calls (``calls``, ``unpriced``, ``no_usage``, ``estimated``, tokens by
 type, ``cost_usd`` of the calls with a known cost) and spans of its key. Buckets go by the
 **trace's start**, like every window of the query API. ``traces`` counts finished traces.
+``DIM_ALL`` rows also hold the HyperLogLog registers of their traces' sessions
+(``_hll.py``): distinct sessions over any window without a row per session.
 
 A trace is *folded* into the rollups when it ends (``export``), or when it is declared
 ``incomplete``: the span rows not yet folded are read back and added (``traces.folded`` is
@@ -35,6 +36,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from agentos_obs.store import _hll as hll
 from agentos_obs.store import _sketch as sketch
 
 __all__ = [
@@ -43,7 +45,6 @@ __all__ = [
     "DIM_KIND",
     "DIM_MINUTE",
     "DIM_MODEL",
-    "DIM_SESSION_DAY",
     "DIM_USER",
     "DIM_USER_DAY",
     "FOLD_COLUMNS",
@@ -57,9 +58,7 @@ __all__ = [
     "register_functions",
 ]
 
-DIM_ALL, DIM_MODEL, DIM_AGENT, DIM_KIND, DIM_USER, DIM_USER_DAY, DIM_SESSION_DAY, DIM_MINUTE = (
-    range(8)
-)
+DIM_ALL, DIM_MODEL, DIM_AGENT, DIM_KIND, DIM_USER, DIM_USER_DAY, DIM_MINUTE = range(7)
 HOUR, DAY, MINUTE = 3600, 86400, 60
 WIDTH_S = {
     DIM_ALL: HOUR,
@@ -68,7 +67,6 @@ WIDTH_S = {
     DIM_KIND: HOUR,
     DIM_USER: HOUR,
     DIM_USER_DAY: DAY,
-    DIM_SESSION_DAY: DAY,
     DIM_MINUTE: MINUTE,
 }
 
@@ -116,11 +114,13 @@ ROLLUP_SUMS = (
     "self_sum",
 )
 MERGE_FUNCTION = "agentos_bins_merge"
+HLL_FUNCTION = "agentos_hll_merge"
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
-    """The SQL function the rollup upsert uses to merge sketch blobs (writers only)."""
+    """The SQL functions the rollup upsert uses to merge blobs (writers only)."""
     conn.create_function(MERGE_FUNCTION, 2, sketch.merge_blobs, deterministic=True)
+    conn.create_function(HLL_FUNCTION, 2, hll.merge, deterministic=True)
 
 
 def bucket_of(time_ns: int, width_s: int) -> int:
@@ -150,6 +150,7 @@ class Acc:
         "runs",
         "self_bins",
         "self_sum",
+        "sessions",
         "spans",
         "traces",
         "unpriced",
@@ -167,6 +168,7 @@ class Acc:
         self.run_max: float | None = None
         self.run_bins: dict[int, int] = {}
         self.self_bins: dict[int, int] = {}
+        self.sessions: dict[int, int] = {}  # HyperLogLog registers (DIM_ALL rows)
 
     def run(self, value: float, sign: int) -> None:
         """One measured run (a duration or a latency, in ms)."""
@@ -202,10 +204,20 @@ class Acc:
             sketch.encode(self.run_bins) if self.run_bins else None,
             self.self_sum,
             sketch.encode(self.self_bins) if self.self_bins else None,
+            hll.encode(self.sessions) if self.sessions else None,
         )
 
 
-_COLUMNS = (*ROLLUP_SUMS[:14], "run_sum", "run_min", "run_max", "run_bins", "self_sum", "self_bins")
+_COLUMNS = (
+    *ROLLUP_SUMS[:14],
+    "run_sum",
+    "run_min",
+    "run_max",
+    "run_bins",
+    "self_sum",
+    "self_bins",
+    "sessions_hll",
+)
 _UPSERT = (
     f"INSERT INTO rollups (dim, bucket, key, {', '.join(_COLUMNS)}) "
     f"VALUES (?, ?, ?, {', '.join('?' * len(_COLUMNS))}) "
@@ -224,6 +236,9 @@ _UPSERT = (
             "self_bins = CASE WHEN excluded.self_bins IS NULL THEN self_bins "
             f"WHEN self_bins IS NULL THEN excluded.self_bins "
             f"ELSE {MERGE_FUNCTION}(self_bins, excluded.self_bins) END",
+            "sessions_hll = CASE WHEN excluded.sessions_hll IS NULL THEN sessions_hll "
+            f"WHEN sessions_hll IS NULL THEN excluded.sessions_hll "
+            f"ELSE {HLL_FUNCTION}(sessions_hll, excluded.sessions_hll) END",
         ]
     )
 )
@@ -252,15 +267,15 @@ class Fold:
 
     def _totals_targets(self, start_ns: int, user: str | None, session: str | None) -> list[Acc]:
         hour, day = bucket_of(start_ns, HOUR), bucket_of(start_ns, DAY)
-        targets = [
-            self.acc(DIM_ALL, hour, ""),
+        everything = self.acc(DIM_ALL, hour, "")
+        if session and self.sign > 0:  # (a count of distinct values cannot subtract)
+            hll.add(everything.sessions, session)
+        return [
+            everything,
             self.acc(DIM_MINUTE, bucket_of(start_ns, MINUTE), ""),
             self.acc(DIM_USER, hour, user or ""),
             self.acc(DIM_USER_DAY, day, user or ""),
         ]
-        if session:
-            targets.append(self.acc(DIM_SESSION_DAY, day, session))
-        return targets
 
     def spans(
         self,
@@ -403,7 +418,7 @@ class Fold:
             slot.traces += sign
             if failed:
                 slot.errors += sign
-            if index == 1 or index == 4:  # minute and session rows: counts only
+            if index == 1:  # minute rows: counts only, no sketch
                 slot.runs += sign
             else:
                 slot.run(duration_ms, sign)

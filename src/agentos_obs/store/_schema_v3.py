@@ -147,8 +147,9 @@ CREATE TABLE rollups (
     run_bins           BLOB,                        -- DDSketch bins (store/_sketch.py)
     self_sum           REAL NOT NULL DEFAULT 0,
     self_bins          BLOB,
-    UNIQUE (dim, bucket, key)
-);
+    sessions_hll       BLOB,                        -- HyperLogLog registers (store/_hll.py)
+    PRIMARY KEY (dim, bucket, key)                  -- a window's rows are one range
+) WITHOUT ROWID;
 
 CREATE TABLE trace_members (
     dim                INTEGER NOT NULL,            -- 1 model (any span), 2 agent (span)

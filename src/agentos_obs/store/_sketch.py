@@ -29,7 +29,9 @@ __all__ = [
     "RELATIVE_ACCURACY",
     "ZERO_KEY",
     "Bins",
+    "add_bins",
     "add_value",
+    "bins_of",
     "decode",
     "encode",
     "key_of",
@@ -37,6 +39,7 @@ __all__ = [
     "merge_blobs",
     "merge_many",
     "quantile",
+    "quantiles",
 ]
 
 RELATIVE_ACCURACY = 0.01
@@ -112,35 +115,36 @@ def merge_many(
 ) -> dict[object, tuple[np.ndarray, np.ndarray]]:
     """Merge the blobs of each group: ``{group: (sorted keys, counts)}``.
 
-    ``groups[i]`` names the group of ``blobs[i]``. One numpy pass over all the bins.
+    ``groups[i]`` names the group of ``blobs[i]``. One pass over all the bins: their keys
+    are small integers, so the counts add up in a dense (group, key) array (``bincount``)
+    instead of being sorted.
     """
-    present = [(g, b) for g, b in zip(groups, blobs, strict=True) if b]
-    if not present:
+    kept = [i for i, blob in enumerate(blobs) if blob]
+    if not kept:
         return {}
-    labels = {g: i for i, g in enumerate(dict.fromkeys(g for g, _ in present))}
-    lengths = np.fromiter((len(b) // 8 for _, b in present), dtype=np.int64, count=len(present))
-    flat = np.frombuffer(b"".join(b for _, b in present), dtype="<i4").reshape(-1, 2)
-    group_ids = np.repeat(
-        np.fromiter((labels[g] for g, _ in present), dtype=np.int64, count=len(present)),
-        lengths,
-    )
+    labels: dict[object, int] = {}
+    group_of = [labels.setdefault(groups[i], len(labels)) for i in kept]
+    chosen = [blobs[i] for i in kept]
+    lengths = np.fromiter(map(len, chosen), dtype=np.int64, count=len(chosen)) // 8  # type: ignore[arg-type]
+    flat = np.frombuffer(b"".join(chosen), dtype="<i4").reshape(-1, 2)  # type: ignore[arg-type]
     keys = flat[:, 0].astype(np.int64)
     counts = flat[:, 1].astype(np.int64)
-    order = np.lexsort((keys, group_ids))
-    group_ids, keys, counts = group_ids[order], keys[order], counts[order]
-    # Sum the counts of equal (group, key) runs.
-    starts = np.flatnonzero(
-        np.concatenate(([True], (group_ids[1:] != group_ids[:-1]) | (keys[1:] != keys[:-1])))
-    )
-    summed = np.add.reduceat(counts, starts)
-    run_groups, run_keys = group_ids[starts], keys[starts]
+    zero = keys == ZERO_KEY
+    low = int(keys[~zero].min()) if (~zero).any() else 0
+    keys = np.where(zero, low - 1, keys)  # the zero bin just below the smallest key
+    low -= 1
+    span = int(keys.max()) - low + 1
+    cells = np.repeat(np.asarray(group_of, dtype=np.int64), lengths) * span + (keys - low)
+    dense = np.bincount(cells, weights=counts, minlength=len(labels) * span)
+    dense = np.rint(dense).astype(np.int64).reshape(len(labels), span)
+    axis = np.arange(low, low + span, dtype=np.int64)
+    if zero.any():
+        axis[0] = ZERO_KEY
     out: dict[object, tuple[np.ndarray, np.ndarray]] = {}
-    bounds = np.flatnonzero(np.concatenate(([True], run_groups[1:] != run_groups[:-1])))
-    ends = np.append(bounds[1:], len(run_groups))
-    names = list(labels)
-    for lo, hi in zip(bounds, ends, strict=True):
-        keep = summed[lo:hi] > 0
-        out[names[int(run_groups[lo])]] = (run_keys[lo:hi][keep], summed[lo:hi][keep])
+    for group, index in labels.items():
+        row = dense[index]
+        present = row > 0
+        out[group] = (axis[present], row[present])
     return out
 
 
@@ -188,6 +192,43 @@ def quantile(
     if high is not None:
         value = min(value, high)
     return value
+
+
+_GAMMA = float(MAPPING.gamma)
+_SCALE = 2.0 / (1.0 + _GAMMA)
+
+
+def quantiles(
+    sketches: Sequence[tuple[np.ndarray, np.ndarray]],
+    qs: Sequence[float],
+    lows: Sequence[float | None],
+    highs: Sequence[float | None],
+) -> np.ndarray:
+    """:func:`quantile` of many merged sketches at once: ``[sketch][q]`` (NaN: empty)."""
+    count = len(sketches)
+    out = np.full((count, len(qs)), np.nan)
+    if not count:
+        return out
+    width = max(1, max(len(k) for k, _ in sketches))
+    keys = np.zeros((count, width), dtype=np.int64)
+    counts = np.zeros((count, width), dtype=np.int64)
+    for row, (k, c) in enumerate(sketches):
+        keys[row, : len(k)] = k
+        counts[row, : len(c)] = c
+        if len(k) < width and len(k):
+            keys[row, len(k) :] = k[-1]
+    cumulative = np.cumsum(counts, axis=1)
+    totals = cumulative[:, -1]
+    values = np.where(keys == ZERO_KEY, 0.0, np.power(_GAMMA, keys.astype(np.float64)) * _SCALE)
+    low = np.array([-np.inf if v is None else v for v in lows])
+    high = np.array([np.inf if v is None else v for v in highs])
+    rows = np.arange(count)
+    for column, q in enumerate(qs):
+        ranks = np.maximum(1, np.ceil(totals * q))
+        index = np.argmax(cumulative >= ranks[:, None], axis=1)
+        picked = np.clip(values[rows, index], low, high)
+        out[:, column] = np.where(totals > 0, picked, np.nan)
+    return out
 
 
 def bins_of(values: Iterable[float]) -> Bins:
