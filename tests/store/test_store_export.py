@@ -74,7 +74,7 @@ def test_keyset_pages_yield_every_trace_once_in_any_page_size(stored: Any) -> No
 
 
 def test_usage_rows_stream_in_pages(stored: Any) -> None:
-    store, records = stored
+    store = stored[0]
     streamed = list(store.iter_usage_rows())
     assert len(streamed) == 120
     assert sorted(streamed, key=lambda r: r["start_time"]) == store.usage_rows()
