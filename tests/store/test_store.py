@@ -383,8 +383,9 @@ def test_aggregate_by_model_sums_usage_and_counts_failed_calls(populated: SQLite
     assert gpt["input_tokens"] == 1110 and gpt["output_tokens"] == 30
     assert gpt["cost_usd"] == pytest.approx(1.11 + 0.06)
     assert gpt["errors"] == 1 and gpt["error_rate"] == pytest.approx(1 / 3)
-    assert gpt["latency_p50_ms"] == pytest.approx(100)
-    assert gpt["latency_p99_ms"] == pytest.approx(2500)
+    # Percentiles come from DDSketch bins: within 1 % of nearest rank.
+    assert gpt["latency_p50_ms"] == pytest.approx(100, rel=0.01)
+    assert gpt["latency_p99_ms"] == pytest.approx(2500, rel=0.01)
     mystery = rows["mystery"]
     assert mystery["unpriced_llm_calls"] == 1 and mystery["cost_usd"] == 0.0
     assert next(iter(rows)) == "claude-3-5-sonnet"  # sorted by cost
@@ -473,13 +474,13 @@ def test_caller_measured_latency_is_used_for_llm_percentiles(
     store.flush()
     (model,) = store.aggregate("model")
     assert model["runs"] == 4
-    assert model["latency_p50_ms"] == pytest.approx(120.0)
+    assert model["latency_p50_ms"] == pytest.approx(120.0, rel=0.01)
     assert model["latency_max_ms"] == pytest.approx(400.0)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=10_000), min_size=1, max_size=60))
-def test_sql_percentiles_are_nearest_rank(latencies: list[int]) -> None:
+def test_percentiles_are_nearest_rank_within_one_percent(latencies: list[int]) -> None:
     tracer = Tracer("p", pricing=flat_pricing())
     with tempfile.TemporaryDirectory() as tmp:
         db = SQLiteStore(Path(tmp) / "p.db")
@@ -492,8 +493,11 @@ def test_sql_percentiles_are_nearest_rank(latencies: list[int]) -> None:
         finally:
             db.close()
     for p in (50, 95, 99):
-        assert model[f"latency_p{p}_ms"] == pytest.approx(nearest_rank(latencies, p))
+        # DDSketch bins (relative accuracy 1 %), clamped to the exact min and max.
+        assert model[f"latency_p{p}_ms"] == pytest.approx(nearest_rank(latencies, p), rel=0.01)
+        assert min(latencies) <= model[f"latency_p{p}_ms"] <= max(latencies)
     assert model["latency_avg_ms"] == pytest.approx(sum(latencies) / len(latencies))
+    assert model["latency_max_ms"] == max(latencies)
     assert summary["trace_count"] == len(latencies)
     assert summary["latency_max_ms"] >= max(latencies)
 
@@ -626,8 +630,15 @@ def test_schema_version_is_recorded_and_migrations_apply_once(tmp_path: Path) ->
     conn = sqlite3.connect(path, isolation_level=None)
     assert _store_schema.read_version(conn) == _store_schema.SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"traces_by_start", "spans_by_model", "spans_usage_by_start"} <= indexes
+    indexes = {
+        r[0]: r[1]
+        for r in conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type='index'")
+        if not r[0].startswith("sqlite_autoindex")
+    }
+    assert {"traces_by_start", "traces_by_status"} <= set(indexes)
+    # Storing a span maintains no index but the table's own key (and the rare long-input
+    # calls' partial index): no index on a random text key grows with the spans.
+    assert [name for name, table in indexes.items() if table == "spans"] == ["spans_long_input"]
     # A later migration adds to the schema; running the set again changes nothing.
     current = _store_schema.SCHEMA_VERSION
     later = _store_schema.Migration(

@@ -113,17 +113,17 @@ def test_a_row_sqlite_refuses_for_any_reason_is_dropped_alone(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Values of a type SQLite cannot bind, or a NOT NULL column given None."""
-    real = _store_rows.trace_row
+    real = _store_rows.span_row
 
-    def poisoned(trace: TraceRecord) -> tuple[Any, ...]:
-        row = list(real(trace))
-        if trace.name == "good-5":
-            row[-1] = ["not", "bindable"]  # ProgrammingError
-        if trace.name == "good-6":
-            row[6] = None  # status NOT NULL: IntegrityError
+    def poisoned(record: SpanRecord, *args: Any) -> tuple[Any, ...]:
+        row = list(real(record, *args))
+        if record.name == "good-5":
+            row[-2] = ["not", "bindable"]  # ProgrammingError
+        if record.name == "good-6":
+            row[_store_rows.SPAN_COLUMNS.index("status")] = None  # NOT NULL: IntegrityError
         return tuple(row)
 
-    monkeypatch.setattr(_store_rows, "trace_row", poisoned)
+    monkeypatch.setattr(_store_rows, "span_row", poisoned)
     store = SQLiteStore(tmp_path / "t.db", batch_size=1000, flush_interval_s=3600)
     try:
         for trace in good_traces(10):

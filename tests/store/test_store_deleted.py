@@ -182,10 +182,10 @@ def test_a_batch_committed_as_the_file_is_deleted_is_written_again(
     real = writer_module._commit
     calls = 0
 
-    def commit_then_delete(conn: object, prepared: object) -> object:
+    def commit_then_delete(*args: object) -> object:
         nonlocal calls
         calls += 1
-        result = real(conn, prepared)  # type: ignore[arg-type]
+        result = real(*args)  # type: ignore[arg-type]
         if calls == 1:
             shutil.rmtree(data)  # gone just after this batch went into it
         return result

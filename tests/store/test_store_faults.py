@@ -90,6 +90,7 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path: Path) -> Non
         assert testing.dropped_counts()["store"] == 7
         assert store.stats() == {
             "queued": 5, "written_traces": 0, "written_spans": 0, "dropped_traces": 7,
+            "dropped_spans": 0, "marked_incomplete": 0, "pruned_traces": 0, "live_traces": 0,
             "recreated": 0,
         }  # fmt: skip
         assert store.flush()
@@ -186,7 +187,7 @@ def test_a_read_only_database_file_costs_the_app_nothing(shared_dir: Path) -> No
 def test_a_bug_in_the_writer_surfaces_in_strict_mode(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    def broken(span: Any) -> tuple[Any, ...]:
+    def broken(span: Any, *args: Any) -> tuple[Any, ...]:
         raise TypeError("serialisation bug")
 
     tracer = Tracer("app")
@@ -208,10 +209,10 @@ def test_in_production_a_writer_bug_is_counted_and_the_store_keeps_going(
 ) -> None:
     real = _store_rows.span_row
 
-    def sometimes_broken(span: Any) -> tuple[Any, ...]:
+    def sometimes_broken(span: Any, *args: Any) -> tuple[Any, ...]:
         if span.name == "poison":
             raise TypeError("serialisation bug")
-        return real(span)
+        return real(span, *args)
 
     monkeypatch.setattr(_store_rows, "span_row", sometimes_broken)
     tracer = Tracer("app")

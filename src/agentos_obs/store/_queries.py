@@ -1,11 +1,22 @@
-"""Read side of the span store: the SQL behind ``SQLiteStore``'s query methods.
+"""Read side of the span store: the SQL behind ``SQLiteStore``'s query methods, and the
+functions the CLI and the dashboard call.
 
 Every function takes an open ``sqlite3.Connection`` (autocommit mode) and returns plain
-dicts. Aggregates and percentiles are computed by SQLite (window functions), so a query
-over a month of traces never loads the rows into Python.
+dicts; times are epoch nanoseconds, durations milliseconds, windows are on the trace's
+start (``since`` inclusive, ``until`` exclusive). None of them loads a window's spans:
 
-Percentiles are nearest-rank: the p-th percentile of n values is the value of rank
-ceil(n * p / 100) in ascending order, an observed value.
+* trace lists and single traces read the ``traces`` table (one row per trace, indexed) and
+  a trace's spans as one key range;
+* the overview, breakdowns, time series, stages, costs and ``/metrics`` read the rollups
+  kept at write time (``_rollups.py``), exactly over any window (``_gather.py``);
+* export and re-pricing stream with keyset paging: memory and time per page are the same
+  at any offset.
+
+Percentiles are nearest-rank (the value of rank ceil(n * p / 100) in ascending order),
+read from DDSketch bins: within 1 % of the exact value, and exact for a single value.
+Traces still ``running`` are listed and shown with the spans written so far; the
+aggregates count a trace once it has ended or been declared ``incomplete`` (the spans and
+cost of an incomplete trace count; its duration does not).
 """
 
 from __future__ import annotations
@@ -14,22 +25,46 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from agentos_obs.store import _hll as hll
+from agentos_obs.store._gather import Merged, cover, gather, raw_fold
+from agentos_obs.store._rollups import (
+    DIM_AGENT,
+    DIM_ALL,
+    DIM_KIND,
+    DIM_MINUTE,
+    DIM_MODEL,
+    DIM_USER,
+    DIM_USER_DAY,
+    SEQ_BITS,
+    SEQ_MASK,
+    WIDTH_S,
+)
+from agentos_obs.store._schema_v3 import MEMBER_AGENT, MEMBER_MODEL
 from agentos_obs.tracing import SpanStatus
 
 __all__ = [
     "AGGREGATE_KEYS",
     "FAILED_STATUSES",
+    "LONG_INPUT_TOKENS",
     "ORDERABLE",
+    "STATUSES",
     "aggregate",
+    "change_marker",
     "count_traces",
+    "filter_options",
     "get_trace",
+    "iter_export_lines",
+    "iter_traces",
+    "iter_usage_rows",
     "list_traces",
-    "retention",
+    "raw_window_fold",
+    "stages",
     "summary",
+    "timeseries",
     "to_epoch_ns",
     "usage_rows",
 ]
@@ -39,8 +74,8 @@ TimeArg = datetime | timedelta | float | int | None
 # Statuses that count as failures in error counts and rates; "cancelled" (an abandoned
 # stream, a cancelled task) is not a failure of the app.
 FAILED_STATUSES = ("error", "timeout")
-_FAILED_SQL = "('error', 'timeout')"
-_STATUS_VALUES = frozenset(status.value for status in SpanStatus)
+STATUSES = (*(status.value for status in SpanStatus), "running", "incomplete")
+_STATUS_VALUES = frozenset(STATUSES)
 
 AGGREGATE_KEYS = ("model", "agent", "user", "day")
 ORDERABLE = {
@@ -49,29 +84,25 @@ ORDERABLE = {
     "cost_usd": "t.cost_usd",
     "total_tokens": "(t.input_tokens + t.output_tokens)",
 }
+# The smallest input size above which a catalogue price changes tier (genai-prices);
+# spans.long_input_calls indexes the calls above it, for exact re-pricing.
+LONG_INPUT_TOKENS = 32_000
 
 _NS_THRESHOLD = 1e15  # a number this large is epoch nanoseconds, not seconds
+_NS = 1_000_000_000
 
 _TRACE_COLUMNS = (
-    "trace_id, name, service_name, start_time, end_time, duration_ms, status, root_span_id, "
-    "root_kind, remote_parent_id, user_id, session_id, span_count, error_count, llm_calls, "
-    "unpriced_llm_calls, no_usage_llm_calls, estimated_llm_calls, input_tokens, output_tokens, "
-    "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, attributes"
+    "t.trace_id, t.name, t.service_name, t.start_time, t.end_time, t.duration_ms, t.status, "
+    "t.root_span_id, t.root_kind, t.remote_parent_id, t.user_id, t.session_id, t.span_count, "
+    "t.error_count, t.llm_calls, t.unpriced_llm_calls, t.no_usage_llm_calls, "
+    "t.estimated_llm_calls, t.input_tokens, t.output_tokens, t.cache_read_tokens, "
+    "t.cache_write_tokens, t.reasoning_tokens, t.cost_usd, t.attributes, t.models, t.agents"
 )
-_MODELS_SQL = (
-    "(SELECT json_group_array(DISTINCT s.model_name) FROM spans s "
-    "WHERE s.trace_id = t.trace_id AND s.model_name IS NOT NULL)"
-)
-_AGENTS_SQL = (
-    "(SELECT json_group_array(DISTINCT s.agent_name) FROM spans s "
-    "WHERE s.trace_id = t.trace_id AND s.kind = 'agent')"
-)
-_LATENCY_FIELDS = (
-    "latency_avg_ms",
-    "latency_max_ms",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
+_SPAN_COLUMNS = (
+    "span_id, parent_id, trace_id, name, kind, status, start_time, end_time, duration_ms, "
+    "latency_ms, model_name, provider, input_tokens, output_tokens, cache_read_tokens, "
+    "cache_write_tokens, reasoning_tokens, cost_usd, counts_usage, llm_call, cost_status, "
+    "agent_name, attributes, events, self_ms"
 )
 _TOKEN_FIELDS = (
     "input_tokens",
@@ -79,6 +110,13 @@ _TOKEN_FIELDS = (
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+)
+_LATENCY_FIELDS = (
+    "latency_avg_ms",
+    "latency_max_ms",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
 )
 
 
@@ -104,6 +142,13 @@ def to_epoch_ns(value: TimeArg, *, now_ns: int | None = None) -> int | None:
             raise ValueError(f"a time bound must be finite, got {value!r}")
         return int(value) if abs(value) >= _NS_THRESHOLD else int(value * 1e9)
     raise TypeError(f"unsupported time bound {value!r}: use datetime, timedelta or seconds")
+
+
+def _span_range(trace_key_sql: str) -> str:
+    return (
+        f"span_key BETWEEN ({trace_key_sql} << {SEQ_BITS}) "
+        f"AND (({trace_key_sql} << {SEQ_BITS}) | {SEQ_MASK})"
+    )
 
 
 def _time_clause(column: str, since: TimeArg, until: TimeArg) -> tuple[list[str], list[Any]]:
@@ -155,14 +200,15 @@ def _trace_where(
         values = _statuses(status)
         clauses.append(f"t.status IN ({', '.join('?' * len(values))})" if values else "0")
         params.extend(values)
-    if model is not None:
-        clauses.append("t.trace_id IN (SELECT trace_id FROM spans WHERE model_name = ?)")
-        params.append(model)
-    if agent is not None:
-        clauses.append(
-            "t.trace_id IN (SELECT trace_id FROM spans WHERE kind = 'agent' AND agent_name = ?)"
-        )
-        params.append(agent)
+    for dim, name in ((MEMBER_MODEL, model), (MEMBER_AGENT, agent)):
+        if name is not None:
+            # Checked per candidate row (a primary-key probe): a newest-first page stops
+            # when it is full instead of collecting every trace of a common model first.
+            clauses.append(
+                "EXISTS (SELECT 1 FROM trace_members m WHERE m.dim = ? AND m.key = ? "
+                "AND m.trace_key = t.trace_key)"
+            )
+            params.extend([dim, name])
     if user is not None:
         clauses.append("t.user_id = ?")
         params.append(user)
@@ -177,10 +223,12 @@ def _trace_where(
         params.append(float(min_duration_ms))
     if search:
         like = "LIKE ? ESCAPE '\\'"
+        # Span names are matched within each candidate trace's own key range: a newest
+        # page stops as soon as it is full instead of scanning every span first.
         clause = (
             f"(t.name {like} OR t.trace_id {like} OR t.user_id {like} OR t.session_id {like} "
-            f"OR t.trace_id IN (SELECT trace_id FROM spans WHERE name {like} "
-            f"OR model_name {like}))"
+            f"OR t.models {like} OR EXISTS (SELECT 1 FROM spans s WHERE s."
+            f"{_span_range('t.trace_key')} AND (s.name {like} OR s.model_name {like})))"
         )
         clauses.append(clause)
         params.extend([_like_pattern(search)] * clause.count("?"))
@@ -200,11 +248,18 @@ def _trace_dict(row: sqlite3.Row) -> dict[str, Any]:
     data = dict(row)
     data["attributes"] = _json_or(data.get("attributes"), {})
     data["total_tokens"] = data["input_tokens"] + data["output_tokens"]
-    if "models" in data:
-        data["models"] = sorted(_json_or(data["models"], []))
-    if "agents" in data:
-        data["agents"] = sorted(_json_or(data["agents"], []))
+    data["models"] = sorted(_json_or(data.get("models"), []))
+    data["agents"] = sorted(_json_or(data.get("agents"), []))
     return data
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    cursor = conn.execute(sql, list(params))
+    cursor.row_factory = sqlite3.Row
+    return cursor.fetchall()
+
+
+# -- traces ------------------------------------------------------------------------------
 
 
 def list_traces(
@@ -221,14 +276,11 @@ def list_traces(
     if column is None:
         raise ValueError(f"order_by must be one of {sorted(ORDERABLE)}, got {order_by!r}")
     direction = "DESC" if descending else "ASC"
-    # Page first, then compute the per-trace model/agent lists for that page only.
     sql = (
-        f"SELECT t.*, {_MODELS_SQL} AS models, {_AGENTS_SQL} AS agents FROM ("
         f"SELECT {_TRACE_COLUMNS} FROM traces t{where} "
-        f"ORDER BY {column} {direction}, t.trace_id LIMIT ? OFFSET ?) t "
-        f"ORDER BY {column} {direction}, t.trace_id"
+        f"ORDER BY {column} {direction}, t.trace_id LIMIT ? OFFSET ?"
     )
-    rows = conn.execute(sql, [*params, max(0, int(limit)), max(0, int(offset))]).fetchall()
+    rows = _rows(conn, sql, [*params, max(0, int(limit)), max(0, int(offset))])
     return [_trace_dict(row) for row in rows]
 
 
@@ -236,6 +288,59 @@ def count_traces(conn: sqlite3.Connection, **filters: Any) -> int:
     where, params = _trace_where(**filters)
     row = conn.execute(f"SELECT COUNT(*) FROM traces t{where}", params).fetchone()
     return int(row[0])
+
+
+_SPAN_NAMES = tuple(c.strip() for c in _SPAN_COLUMNS.split(","))
+
+
+def _json_object(text: str | None) -> Any:
+    return {} if text == "{}" else _json_or(text, {})
+
+
+def _json_array(text: str | None) -> Any:
+    return [] if text == "[]" else _json_or(text, [])
+
+
+def _span_dict(values: tuple[Any, ...]) -> dict[str, Any]:
+    data = dict(zip(_SPAN_NAMES, values, strict=True))
+    data["attributes"] = _json_object(data["attributes"])
+    data["events"] = _json_array(data["events"])
+    data["counts_usage"] = bool(data["counts_usage"])
+    data["llm_call"] = bool(data["llm_call"])
+    data["total_tokens"] = data["input_tokens"] + data["output_tokens"]
+    if data["latency_ms"] is None:
+        data["latency_ms"] = data["duration_ms"]
+    if data["self_ms"] is None:
+        data["self_ms"] = data["duration_ms"]
+    return data
+
+
+def _spans_of(conn: sqlite3.Connection, trace_key: int) -> list[dict[str, Any]]:
+    low = trace_key << SEQ_BITS
+    rows = conn.execute(
+        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE span_key BETWEEN ? AND ? "
+        "ORDER BY start_time, span_key",
+        (low, low | SEQ_MASK),
+    ).fetchall()
+    return [_span_dict(span) for span in rows]
+
+
+def _spans_of_page(
+    conn: sqlite3.Connection, trace_keys: list[int], columns: str, where: str = ""
+) -> dict[int, list[tuple[Any, ...]]]:
+    """The span rows (``columns``) of several traces in one query, by trace key, each
+    trace's in start order."""
+    out: dict[int, list[tuple[Any, ...]]] = {key: [] for key in trace_keys}
+    rows = conn.execute(
+        f"SELECT s.span_key >> {SEQ_BITS}, {columns} FROM json_each(?) j "
+        f"JOIN spans s ON s.span_key BETWEEN (j.value << {SEQ_BITS}) "
+        f"AND ((j.value << {SEQ_BITS}) | {SEQ_MASK}){where} "
+        "ORDER BY j.key, s.start_time, s.span_key",
+        (json.dumps(trace_keys),),
+    ).fetchall()
+    for row in rows:
+        out[row[0]].append(row[1:])
+    return out
 
 
 def get_trace(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
@@ -251,294 +356,588 @@ def get_trace(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
         if len(matches) != 1:
             return None
         trace_id = matches[0][0]
-    row = conn.execute(
-        f"SELECT {_TRACE_COLUMNS}, {_MODELS_SQL} AS models, {_AGENTS_SQL} AS agents "
-        "FROM traces t WHERE t.trace_id = ?",
+    rows = _rows(
+        conn,
+        f"SELECT t.trace_key, {_TRACE_COLUMNS} FROM traces t WHERE t.trace_id = ?",
         (trace_id,),
-    ).fetchone()
-    if row is None:
+    )
+    if not rows:
         return None
-    trace = _trace_dict(row)
-    spans = conn.execute(
-        "SELECT span_id, parent_id, trace_id, name, kind, status, start_time, end_time, "
-        "duration_ms, latency_ms, model_name, provider, input_tokens, output_tokens, "
-        "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, counts_usage, "
-        "llm_call, cost_status, agent_name, attributes, events "
-        "FROM spans WHERE trace_id = ? ORDER BY start_time, rowid",
-        (trace_id,),
-    ).fetchall()
-    trace["spans"] = [_span_dict(span) for span in spans]
+    trace = _trace_dict(rows[0])
+    trace["spans"] = _spans_of(conn, trace.pop("trace_key"))
     return trace
 
 
-def _span_dict(row: sqlite3.Row) -> dict[str, Any]:
-    data = dict(row)
-    data["attributes"] = _json_or(data["attributes"], {})
-    data["events"] = _json_or(data["events"], [])
-    data["counts_usage"] = bool(data["counts_usage"])
-    data["llm_call"] = bool(data["llm_call"])
-    data["total_tokens"] = data["input_tokens"] + data["output_tokens"]
-    return data
+def _trace_pages(
+    conn: sqlite3.Connection, since: TimeArg, until: TimeArg, page: int, columns: str
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Pages of trace rows (``trace_key, start_time, <columns>``), oldest first, keyset
+    paging on (start time, trace key)."""
+    clauses, params = _time_clause("t.start_time", since, until)
+    bounds = "".join(f" AND {c}" for c in clauses)
+    after: tuple[int, int] | None = None
+    while True:
+        keyset = "" if after is None else " AND (t.start_time, t.trace_key) > (?, ?)"
+        rows = conn.execute(
+            f"SELECT t.trace_key, t.start_time, {columns} FROM traces t WHERE 1{bounds}{keyset} "
+            "ORDER BY t.start_time, t.trace_key LIMIT ?",
+            [*params, *(after or ()), int(page)],
+        ).fetchall()
+        if rows:
+            yield rows
+        if len(rows) < page:
+            return
+        after = (rows[-1][1], rows[-1][0])
 
 
-# -- aggregates --------------------------------------------------------------------------
+_TRACE_NAMES = tuple(c.strip().removeprefix("t.") for c in _TRACE_COLUMNS.split(","))
 
-_USAGE_SUMS = (
-    "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
-    "SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
-    "SUM(reasoning_tokens) AS reasoning_tokens, COUNT(DISTINCT trace_id) AS traces"
+
+def iter_traces(
+    conn: sqlite3.Connection,
+    since: TimeArg = None,
+    until: TimeArg = None,
+    *,
+    page: int = 500,
+) -> Iterator[dict[str, Any]]:
+    """Every trace of the window with its spans (:func:`get_trace`'s shape), oldest first.
+
+    Keyset paging on (start time, trace key), one query for a page's spans: each page
+    costs the same wherever it is, so exporting n traces takes time linear in n
+    (LIMIT/OFFSET paging took n²). Traces written while iterating may or may not be
+    included; none is yielded twice.
+    """
+    for rows in _trace_pages(conn, since, until, page, _TRACE_COLUMNS):
+        spans = _spans_of_page(conn, [r[0] for r in rows], _SPAN_COLUMNS)
+        for row in rows:
+            trace = dict(zip(_TRACE_NAMES, row[2:], strict=True))
+            trace["attributes"] = _json_object(trace["attributes"])
+            trace["total_tokens"] = trace["input_tokens"] + trace["output_tokens"]
+            trace["models"] = sorted(_json_or(trace["models"], []))
+            trace["agents"] = sorted(_json_or(trace["agents"], []))
+            trace["spans"] = [_span_dict(values) for values in spans[row[0]]]
+            yield trace
+
+
+# Export lines are built by SQLite (json_object, in C) from the rows: REAL values with 17
+# significant digits (they read back as the same double; json_object alone writes 15),
+# stored attributes and events as the JSON they are.
+def _json_fields(fields: list[tuple[str, str, str]]) -> str:
+    parts = []
+    for name, kind, column in fields:
+        if kind == "str0":  # None written as "" (SpanRecord.model_name)
+            value = f"COALESCE({column}, '')"
+        elif kind == "real":
+            value = f"CASE WHEN {column} IS NOT NULL THEN json(printf('%!.17g', {column})) END"
+        elif kind == "bool":
+            value = f"json(CASE WHEN {column} THEN 'true' ELSE 'false' END)"
+        elif kind == "json":  # text strict JSON rejects (a schema-1 NaN) goes out as a string
+            value = f"CASE WHEN json_valid({column}) THEN json({column}) ELSE {column} END"
+        else:
+            value = column
+        parts.append(f"'{name}', {value}")
+    return f"json_object({', '.join(parts)})"
+
+
+_EXPORT_SPAN_JSON = _json_fields(
+    [
+        ("span_id", "str", "s.span_id"),
+        ("parent_id", "str", "s.parent_id"),
+        ("trace_id", "str", "s.trace_id"),
+        ("name", "str", "s.name"),
+        ("kind", "str", "s.kind"),
+        ("duration_ms", "real", "s.duration_ms"),
+        ("status", "str", "s.status"),
+        ("attributes", "json", "s.attributes"),
+        ("model_name", "str0", "s.model_name"),
+        ("input_tokens", "int", "s.input_tokens"),
+        ("output_tokens", "int", "s.output_tokens"),
+        ("cost_usd", "real", "s.cost_usd"),
+        ("provider", "str", "s.provider"),
+        ("cache_read_tokens", "int", "s.cache_read_tokens"),
+        ("cache_write_tokens", "int", "s.cache_write_tokens"),
+        ("reasoning_tokens", "int", "s.reasoning_tokens"),
+        ("start_time", "int", "s.start_time"),
+        ("end_time", "int", "s.end_time"),
+        ("events", "json", "s.events"),
+        ("llm_call", "bool", "s.llm_call"),
+        ("cost_status", "str", "s.cost_status"),
+        ("agent", "str", "s.agent_name"),
+        ("user_id", "str", "t.user_id"),
+        ("session_id", "str", "t.session_id"),
+    ]
 )
-# Over the calls (spans with llm_call = 1): every call counts, a failed one too; a call
-# without usage has no tokens and no cost, so tokens and cost sum over the same rows.
-_CALL_SUMS = (
-    "COUNT(*) AS llm_calls, SUM(cost_status = 'unpriced') AS unpriced, "
-    "SUM(cost_status = 'no_usage') AS no_usage, SUM(cost_status = 'estimated') AS estimated, "
-    f"TOTAL(cost_usd) AS cost_usd, {_USAGE_SUMS}"
+_EXPORT_TRACE_JSON = _json_fields(
+    [
+        ("trace_id", "str", "t.trace_id"),
+        ("name", "str", "t.name"),
+        ("total_duration_ms", "real", "t.duration_ms"),
+        ("total_cost_usd", "real", "t.cost_usd"),
+        ("total_tokens", "int", "(t.input_tokens + t.output_tokens)"),
+        ("span_count", "int", "t.span_count"),
+        ("status", "str", "t.status"),
+        ("start_time", "int", "t.start_time"),
+        ("end_time", "int", "t.end_time"),
+        ("user_id", "str", "t.user_id"),
+        ("session_id", "str", "t.session_id"),
+        ("service_name", "str", "t.service_name"),
+        ("llm_calls", "int", "t.llm_calls"),
+        ("unpriced_llm_calls", "int", "t.unpriced_llm_calls"),
+        ("no_usage_llm_calls", "int", "t.no_usage_llm_calls"),
+        ("estimated_llm_calls", "int", "t.estimated_llm_calls"),
+        ("cost_complete", "bool", "(t.unpriced_llm_calls + t.no_usage_llm_calls = 0)"),
+        ("input_tokens", "int", "t.input_tokens"),
+        ("output_tokens", "int", "t.output_tokens"),
+        ("cache_read_tokens", "int", "t.cache_read_tokens"),
+        ("cache_write_tokens", "int", "t.cache_write_tokens"),
+        ("reasoning_tokens", "int", "t.reasoning_tokens"),
+        ("attributes", "json", "t.attributes"),
+    ]
 )
-# Over trace rows (their counters summed at write time).
-_TRACE_SUMS = (
-    "SUM(llm_calls) AS llm_calls, SUM(unpriced_llm_calls) AS unpriced, "
-    "SUM(no_usage_llm_calls) AS no_usage, SUM(estimated_llm_calls) AS estimated, "
-    f"TOTAL(cost_usd) AS cost_usd, {_USAGE_SUMS}"
-)
-_DAY_SQL = "date(start_time / 1000000000, 'unixepoch')"
-
-# by -> (usage sums SQL, latency units SQL). Usage of model/agent comes from the calls'
-# rows; of user/day from the trace rows.
-_AGGREGATES: dict[str, tuple[str, str]] = {
-    "model": (
-        f"SELECT model_name AS key, {_CALL_SUMS} FROM spans "
-        "WHERE llm_call = 1{time} GROUP BY model_name",
-        "SELECT model_name AS key, latency_ms AS v, "
-        f"status IN {_FAILED_SQL} AS failed FROM spans WHERE llm_call = 1{{time}}",
-    ),
-    "agent": (
-        f"SELECT agent_name AS key, {_CALL_SUMS} FROM spans "
-        "WHERE llm_call = 1{time} GROUP BY agent_name",
-        "SELECT agent_name AS key, duration_ms AS v, "
-        f"status IN {_FAILED_SQL} AS failed FROM spans WHERE kind = 'agent'{{time}}",
-    ),
-    "user": (
-        f"SELECT user_id AS key, {_TRACE_SUMS} FROM traces WHERE 1{{time}} GROUP BY user_id",
-        f"SELECT user_id AS key, duration_ms AS v, status IN {_FAILED_SQL} AS failed "
-        "FROM traces WHERE 1{time}",
-    ),
-    "day": (
-        f"SELECT {_DAY_SQL} AS key, {_TRACE_SUMS} FROM traces WHERE 1{{time}} GROUP BY key",
-        f"SELECT {_DAY_SQL} AS key, duration_ms AS v, status IN {_FAILED_SQL} AS failed "
-        "FROM traces WHERE 1{time}",
-    ),
-}
-
-_PERCENTILES_SQL = """
-WITH units AS ({units}),
-ranked AS (
-    SELECT key, v, failed,
-           ROW_NUMBER() OVER (PARTITION BY key ORDER BY v) AS rn,
-           COUNT(*) OVER (PARTITION BY key) AS n
-    FROM units
-)
-SELECT key, COUNT(*) AS runs, SUM(failed) AS errors, AVG(v) AS avg, MAX(v) AS max,
-       MAX(CASE WHEN rn = (n * 50 + 99) / 100 THEN v END) AS p50,
-       MAX(CASE WHEN rn = (n * 95 + 99) / 100 THEN v END) AS p95,
-       MAX(CASE WHEN rn = (n * 99 + 99) / 100 THEN v END) AS p99
-FROM ranked GROUP BY key
-"""
 
 
-def _empty_group(key: Any) -> dict[str, Any]:
+def iter_export_lines(
+    conn: sqlite3.Connection,
+    since: TimeArg = None,
+    until: TimeArg = None,
+    *,
+    page: int = 500,
+) -> Iterator[str]:
+    """Every trace of the window as one line of JSON, oldest first: the object the JSONL
+    exporter writes for a trace (``TraceRecord.to_dict()``), built from the stored rows.
+
+    SQLite writes the JSON (attributes and events go out as the text stored: no parse and
+    write again), so an export costs little more than reading. A span's ``user_id`` and
+    ``session_id`` are its trace's (the store keeps them per trace).
+    """
+    for rows in _trace_pages(conn, since, until, page, _EXPORT_TRACE_JSON):
+        spans: dict[int, list[str]] = {r[0]: [] for r in rows}
+        for trace_key, text in conn.execute(
+            f"SELECT t.trace_key, {_EXPORT_SPAN_JSON} FROM json_each(?) j "
+            "JOIN traces t ON t.trace_key = j.value "
+            f"JOIN spans s ON s.span_key BETWEEN (j.value << {SEQ_BITS}) "
+            f"AND ((j.value << {SEQ_BITS}) | {SEQ_MASK}) ORDER BY j.key, s.start_time, s.span_key",
+            (json.dumps(list(spans)),),
+        ):
+            spans[trace_key].append(text)
+        for trace_key, _, head in rows:
+            yield f'{head[:-1]},"spans":[{",".join(spans[trace_key])}]}}'
+
+
+# -- aggregates from the rollups ---------------------------------------------------------
+
+
+def _latency(merged: Merged | None) -> dict[str, float | None]:
+    if merged is None or merged.int("runs") <= 0:
+        return dict.fromkeys(_LATENCY_FIELDS, None)
+    runs = merged.int("runs")
+    return {
+        "latency_avg_ms": merged.sums["run_sum"] / runs,
+        "latency_max_ms": merged.max,
+        "latency_p50_ms": merged.quantile(0.50),
+        "latency_p95_ms": merged.quantile(0.95),
+        "latency_p99_ms": merged.quantile(0.99),
+    }
+
+
+def _usage(merged: Merged) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "llm_calls": merged.int("calls"),
+        "unpriced_llm_calls": merged.int("unpriced"),
+        "no_usage_llm_calls": merged.int("no_usage"),
+        "estimated_llm_calls": merged.int("estimated"),
+        "cost_usd": max(0.0, merged.sums["cost_usd"]),
+        **{field: merged.int(field) for field in _TOKEN_FIELDS},
+    }
+    out["total_tokens"] = out["input_tokens"] + out["output_tokens"]
+    return out
+
+
+def _group_row(key: Any, merged: Merged, runs_field: str = "runs") -> dict[str, Any]:
+    runs = merged.int(runs_field)
+    errors = merged.int("errors")
     return {
         "key": key,
-        "runs": 0,
-        "errors": 0,
-        "error_rate": 0.0,
-        "llm_calls": 0,
-        "unpriced_llm_calls": 0,
-        "no_usage_llm_calls": 0,
-        "estimated_llm_calls": 0,
-        "traces": 0,
-        "cost_usd": 0.0,
-        **dict.fromkeys(_TOKEN_FIELDS, 0),
-        "total_tokens": 0,
-        "latency_avg_ms": None,
-        "latency_max_ms": None,
-        "latency_p50_ms": None,
-        "latency_p95_ms": None,
-        "latency_p99_ms": None,
+        **_usage(merged),
+        "traces": merged.int("traces"),
+        "runs": runs,
+        "errors": errors,
+        "error_rate": errors / runs if runs else 0.0,
+        **_latency(merged),
     }
+
+
+_BY_DIMS = {
+    "model": (DIM_MODEL,),
+    "agent": (DIM_AGENT,),
+    "user": (DIM_USER_DAY, DIM_USER),
+    "day": (DIM_ALL,),
+}
 
 
 def aggregate(
     conn: sqlite3.Connection, by: str, since: TimeArg = None, until: TimeArg = None
 ) -> list[dict[str, Any]]:
-    if by not in _AGGREGATES:
+    """Totals and latency percentiles per model, agent, user or UTC day (see
+    ``SQLiteStore.aggregate``), from the rollups."""
+    dims = _BY_DIMS.get(by)
+    if dims is None:
         raise ValueError(f"by must be one of {list(AGGREGATE_KEYS)}, got {by!r}")
-    usage_sql, units_sql = _AGGREGATES[by]
-    clauses, params = _time_clause("start_time", since, until)
-    time_sql = "".join(f" AND {c}" for c in clauses)
-    groups: dict[Any, dict[str, Any]] = {}
-    for row in conn.execute(usage_sql.format(time=time_sql), params):
-        group = groups.setdefault(row["key"], _empty_group(row["key"]))
-        group["llm_calls"] = int(row["llm_calls"] or 0)
-        group["unpriced_llm_calls"] = int(row["unpriced"] or 0)
-        group["no_usage_llm_calls"] = int(row["no_usage"] or 0)
-        group["estimated_llm_calls"] = int(row["estimated"] or 0)
-        group["cost_usd"] = float(row["cost_usd"] or 0.0)
-        group["traces"] = int(row["traces"] or 0)
-        for field in _TOKEN_FIELDS:
-            group[field] = int(row[field] or 0)
-        group["total_tokens"] = group["input_tokens"] + group["output_tokens"]
-    units = units_sql.format(time=time_sql)
-    for row in conn.execute(_PERCENTILES_SQL.format(units=units), params):
-        group = groups.setdefault(row["key"], _empty_group(row["key"]))
-        _put_latency(group, row)
-    rows = list(groups.values())
+    lo, hi = to_epoch_ns(since), to_epoch_ns(until)
     if by == "day":
-        rows.sort(key=lambda g: g["key"] or "")
-    else:
-        rows.sort(key=lambda g: (-g["cost_usd"], -g["runs"], str(g["key"])))
+        groups = gather(conn, dims, lo, hi, by_bucket=WIDTH_S[DIM_ALL] * 24)
+        days = [
+            _group_row(datetime.fromtimestamp(bucket, tz=timezone.utc).strftime("%Y-%m-%d"), m)
+            for bucket, m in sorted(groups.items())
+        ]
+        return [d for d in days if d["runs"] or d["llm_calls"]]
+    rows = [
+        _group_row(key or None, merged)
+        for key, merged in gather(conn, dims, lo, hi).items()
+        if merged.int("calls") or merged.int("runs") or merged.int("traces")
+    ]
+    rows.sort(key=lambda g: (-g["cost_usd"], -g["runs"], str(g["key"])))
     return rows
 
 
-def _put_latency(group: dict[str, Any], row: sqlite3.Row) -> None:
-    runs = int(row["runs"] or 0)
-    group["runs"] = runs
-    group["errors"] = int(row["errors"] or 0)
-    group["error_rate"] = group["errors"] / runs if runs else 0.0
-    group["latency_avg_ms"] = row["avg"]
-    group["latency_max_ms"] = row["max"]
-    group["latency_p50_ms"] = row["p50"]
-    group["latency_p95_ms"] = row["p95"]
-    group["latency_p99_ms"] = row["p99"]
+def _count_status(conn: sqlite3.Connection, lo: int | None, hi: int | None) -> dict[str, int]:
+    clauses, params = _time_clause("start_time", lo, hi)
+    where = "".join(f" AND {c}" for c in clauses)
+    counts = dict.fromkeys(("running", "incomplete"), 0)
+    for status in counts:
+        counts[status] = conn.execute(
+            f"SELECT COUNT(*) FROM traces WHERE status = ?{where}", [status, *params]
+        ).fetchone()[0]
+    return counts
+
+
+def _distinct(
+    conn: sqlite3.Connection,
+    day_dim: int,
+    hour_dim: int | None,
+    column: str,
+    lo: int | None,
+    hi: int | None,
+) -> int:
+    """How many distinct users (or sessions) the window's traces have."""
+    widths = [WIDTH_S[day_dim]] + ([WIDTH_S[hour_dim]] if hour_dim is not None else [])
+    dims = [day_dim] + ([hour_dim] if hour_dim is not None else [])
+    parts, raw = cover(lo, hi, widths)
+    selects, params = [], []
+    for level, first, end in parts:
+        clause = "".join(
+            f" AND bucket {op} ?" for op, v in ((">=", first), ("<", end)) if v is not None
+        )
+        selects.append(f"SELECT key AS k FROM rollups WHERE dim = ? AND key != ''{clause}")
+        params.extend([dims[level], *(v for v in (first, end) if v is not None)])
+    for low, high in raw:
+        selects.append(
+            f"SELECT {column} AS k FROM traces WHERE start_time >= ? AND start_time < ? "
+            f"AND {column} IS NOT NULL AND folded >= 0"
+        )
+        params.extend([low, high])
+    if not selects:
+        return 0
+    sql = f"SELECT COUNT(DISTINCT k) FROM ({' UNION ALL '.join(selects)})"
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
+def _first_last(
+    conn: sqlite3.Connection, where: str, params: list[Any]
+) -> tuple[int | None, int | None]:
+    """First and last trace start in a window: two index probes (MIN and MAX in one SELECT
+    would scan the window)."""
+    first = conn.execute(f"SELECT MIN(start_time) FROM traces{where}", params).fetchone()[0]
+    last = conn.execute(f"SELECT MAX(start_time) FROM traces{where}", params).fetchone()[0]
+    return first, last
+
+
+def _sessions(conn: sqlite3.Connection, lo: int | None, hi: int | None) -> int:
+    """Distinct sessions of the window's traces: HyperLogLog over whole hours (within
+    1.6 %, exact in practice below a few hundred), exact ids at the ends."""
+    parts, raw = cover(lo, hi, [WIDTH_S[DIM_ALL]])
+    blobs: list[bytes | None] = []
+    for _, first, end in parts:
+        clause = "".join(
+            f" AND bucket {op} ?" for op, v in ((">=", first), ("<", end)) if v is not None
+        )
+        blobs.extend(
+            r[0]
+            for r in conn.execute(
+                f"SELECT sessions_hll FROM rollups WHERE dim = ?{clause} "
+                "AND sessions_hll IS NOT NULL",
+                [DIM_ALL, *(v for v in (first, end) if v is not None)],
+            )
+        )
+    ids: list[str] = []
+    for low, high in raw:
+        ids.extend(
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT session_id FROM traces WHERE start_time >= ? AND start_time < ? "
+                "AND session_id IS NOT NULL AND folded >= 0",
+                (low, high),
+            )
+        )
+    return hll.estimate(hll.union(blobs, ids))
 
 
 def summary(
     conn: sqlite3.Connection, since: TimeArg = None, until: TimeArg = None
 ) -> dict[str, Any]:
-    clauses, params = _time_clause("start_time", since, until)
+    """Headline numbers over the window (see ``SQLiteStore.summary``), from the rollups."""
+    lo, hi = to_epoch_ns(since), to_epoch_ns(until)
+    merged = gather(conn, (DIM_ALL,), lo, hi).get("") or Merged()
+    open_counts = _count_status(conn, lo, hi)
+    clauses, params = _time_clause("start_time", lo, hi)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    row = conn.execute(
-        "SELECT COUNT(*) AS traces, TOTAL(span_count) AS spans, TOTAL(llm_calls) AS llm_calls, "
-        "TOTAL(unpriced_llm_calls) AS unpriced, TOTAL(no_usage_llm_calls) AS no_usage, "
-        "TOTAL(estimated_llm_calls) AS estimated, TOTAL(cost_usd) AS cost_usd, "
-        "TOTAL(input_tokens) AS input_tokens, TOTAL(output_tokens) AS output_tokens, "
-        "TOTAL(cache_read_tokens) AS cache_read_tokens, "
-        "TOTAL(cache_write_tokens) AS cache_write_tokens, "
-        "TOTAL(reasoning_tokens) AS reasoning_tokens, "
-        "COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT session_id) AS sessions, "
-        "MIN(start_time) AS first_start_time, MAX(start_time) AS last_start_time "
-        f"FROM traces{where}",
-        params,
-    ).fetchone()
+    first, last = _first_last(conn, where, params)
+    finished = merged.int("traces")
+    errors = merged.int("errors")
     result: dict[str, Any] = {
-        "trace_count": int(row["traces"]),
-        "span_count": int(row["spans"]),
-        "llm_calls": int(row["llm_calls"]),
-        "unpriced_llm_calls": int(row["unpriced"]),
-        "no_usage_llm_calls": int(row["no_usage"]),
-        "estimated_llm_calls": int(row["estimated"]),
-        "total_cost_usd": float(row["cost_usd"]),
-        **{field: int(row[field]) for field in _TOKEN_FIELDS},
-        "users": int(row["users"]),
-        "sessions": int(row["sessions"]),
-        "first_start_time": row["first_start_time"],
-        "last_start_time": row["last_start_time"],
+        "trace_count": finished + open_counts["running"] + open_counts["incomplete"],
+        "finished_traces": finished,
+        "running_traces": open_counts["running"],
+        "incomplete_traces": open_counts["incomplete"],
+        "span_count": merged.int("spans"),
+        "error_count": errors,
+        "error_rate": errors / finished if finished else 0.0,
+        **_usage(merged),
+        "total_cost_usd": max(0.0, merged.sums["cost_usd"]),
+        "users": _distinct(conn, DIM_USER_DAY, DIM_USER, "user_id", lo, hi),
+        "sessions": _sessions(conn, lo, hi),
+        "first_start_time": first,
+        "last_start_time": last,
+        **_latency(merged),
     }
-    result["total_tokens"] = result["input_tokens"] + result["output_tokens"]
-    units = (
-        f"SELECT 0 AS key, duration_ms AS v, status IN {_FAILED_SQL} AS failed FROM traces{where}"
-    )
-    group = _empty_group(None)
-    latency = conn.execute(_PERCENTILES_SQL.format(units=units), params).fetchone()
-    if latency is not None:
-        _put_latency(group, latency)
-    result["error_count"] = group["errors"]
-    result["error_rate"] = group["error_rate"]
-    for field in _LATENCY_FIELDS:
-        result[field] = group[field]
+    del result["cost_usd"]
     return result
+
+
+def timeseries(
+    conn: sqlite3.Connection,
+    buckets: int = 30,
+    since: TimeArg = None,
+    until: TimeArg = None,
+) -> dict[str, Any]:
+    """Finished traces, failed traces, cost and tokens per equal time bucket.
+
+    The open ends of the window are the first and last trace. Each minute of the
+    per-minute rollup counts in the bucket its start falls in; for buckets of six hours or
+    more, each whole hour of the window does (from the hourly rows). Returns ``bucket_ns`` and
+    ``points`` (``start_time`` epoch ns, ``traces``, ``errors``, ``cost_usd``, ``tokens``).
+    """
+    buckets = max(1, int(buckets))
+    lo, hi = to_epoch_ns(since), to_epoch_ns(until)
+    if lo is None or hi is None:
+        first, last = _first_last(conn, "", [])
+        if first is None or last is None:
+            return {"bucket_ns": None, "points": []}
+        lo = first if lo is None else lo
+        hi = last + 1 if hi is None else hi
+    width = max(1, -(-(hi - lo) // buckets))  # ceil: the last trace is in the last bucket
+    # The minutes of the window; buckets of six hours or more read its whole hours from the
+    # hourly rows instead (the minutes only at its ends).
+    first_minute = lo // _NS - (lo // _NS) % 60
+    end = -(-hi // _NS)
+    spans: list[tuple[int, int, int]] = [(DIM_MINUTE, first_minute, end)]
+    if width >= 6 * 3600 * _NS:
+        hour_lo = -(-first_minute // 3600) * 3600
+        hour_hi = end // 3600 * 3600
+        if hour_lo < hour_hi:
+            spans = [
+                (DIM_MINUTE, first_minute, hour_lo),
+                (DIM_ALL, hour_lo, hour_hi),
+                (DIM_MINUTE, hour_hi, end),
+            ]
+    by_bucket: dict[int, list[float]] = {}
+    for dim, first_row, end_row in spans:
+        for b, *sums in conn.execute(
+            # The minute the window starts in (it starts before lo) counts in bucket 0.
+            "SELECT MAX(0, (bucket * 1000000000 - ?) / ?) AS b, TOTAL(traces), TOTAL(errors), "
+            "TOTAL(cost_usd), TOTAL(input_tokens + output_tokens) FROM rollups "
+            "WHERE dim = ? AND bucket >= ? AND bucket < ? GROUP BY b",
+            (lo, width, dim, first_row, end_row),
+        ):
+            into = by_bucket.setdefault(int(b), [int(b), 0.0, 0.0, 0.0, 0.0])
+            for i, value in enumerate(sums, start=1):
+                into[i] += value
+    points = []
+    for index in range(buckets):
+        row = by_bucket.get(index)
+        points.append(
+            {
+                "start_time": lo + index * width,
+                "traces": int(row[1]) if row else 0,
+                "errors": int(row[2]) if row else 0,
+                "cost_usd": max(0.0, float(row[3])) if row else 0.0,
+                "tokens": int(row[4]) if row else 0,
+            }
+        )
+    return {"bucket_ns": width, "points": points}
+
+
+def _distribution(merged: Merged, *, own: bool) -> dict[str, float | None]:
+    runs = merged.int("runs")
+    total = merged.sums["self_sum" if own else "run_sum"]
+    quantile = merged.self_quantile if own else merged.quantile
+    return {
+        "p50": quantile(0.50),
+        "p95": quantile(0.95),
+        "p99": quantile(0.99),
+        "avg": total / runs if runs else None,
+        "total": total,
+    }
+
+
+def stages(
+    conn: sqlite3.Connection, since: TimeArg = None, until: TimeArg = None
+) -> list[dict[str, Any]]:
+    """Latency by stage (span kind): inclusive (the span's duration) and self time (minus
+    the union of its children's intervals). Each row: ``stage``, ``count``, ``errors``,
+    ``inclusive`` and ``self`` (``p50``, ``p95``, ``p99``, ``avg``, ``total`` in ms).
+    Sorted by total self time."""
+    groups = gather(conn, (DIM_KIND,), to_epoch_ns(since), to_epoch_ns(until))
+    rows = [
+        {
+            "stage": kind,
+            "count": merged.int("runs"),
+            "errors": merged.int("errors"),
+            "inclusive": _distribution(merged, own=False),
+            "self": _distribution(merged, own=True),
+        }
+        for kind, merged in groups.items()
+        if merged.int("runs") > 0
+    ]
+    rows.sort(key=lambda r: (-r["self"]["total"], r["stage"]))
+    return rows
+
+
+def filter_options(
+    conn: sqlite3.Connection, since: TimeArg = None, until: TimeArg = None, limit: int = 500
+) -> dict[str, list[str]]:
+    """Models, agents and users seen in the window (for filter menus), sorted. The window
+    is widened to whole hours (users: whole days)."""
+    lo, hi = to_epoch_ns(since), to_epoch_ns(until)
+    out: dict[str, list[str]] = {}
+    for name, dim in (("models", DIM_MODEL), ("agents", DIM_AGENT), ("users", DIM_USER_DAY)):
+        clauses, params = ["dim = ?", "key != ''"], [dim]
+        if lo is not None:
+            clauses.append("bucket >= ?")
+            params.append(lo // _NS - (lo // _NS) % WIDTH_S[dim])
+        if hi is not None:
+            clauses.append("bucket < ?")
+            params.append(-(-hi // _NS))
+        if name == "agents":
+            clauses.append("runs > 0")  # agents that ran, not the agent of a call only
+        rows = conn.execute(
+            f"SELECT DISTINCT key FROM rollups WHERE {' AND '.join(clauses)} ORDER BY key LIMIT ?",
+            [*params, int(limit)],
+        ).fetchall()
+        out[name] = [r[0] for r in rows]
+    return out
+
+
+def change_marker(conn: sqlite3.Connection) -> dict[str, Any]:
+    """What the pages poll: ``version`` changes whenever anything was written (a batch of
+    spans of a running trace too); also ``trace_count`` (every status) and
+    ``last_start_time`` (epoch ns). Costs a few index lookups at any size."""
+    writes = conn.execute("SELECT value FROM store_meta WHERE name = 'writes'").fetchone()
+    newest = (
+        conn.execute("SELECT MAX(trace_key) FROM traces").fetchone()[0],
+        _first_last(conn, "", [])[1],
+    )
+    finished = conn.execute(
+        "SELECT TOTAL(traces) FROM rollups WHERE dim = ?", (DIM_ALL,)
+    ).fetchone()[0]
+    open_counts = _count_status(conn, None, None)
+    count = int(finished) + open_counts["running"] + open_counts["incomplete"]
+    return {
+        "version": f"{writes[0] if writes else 0}:{newest[0] or 0}:{count}",
+        "trace_count": count,
+        "running_traces": open_counts["running"],
+        "last_start_time": newest[1],
+    }
+
+
+# -- usage rows (re-pricing) ---------------------------------------------------------------
+
+_USAGE_COLUMNS = (
+    "s.trace_id, s.span_id, s.start_time, s.model_name, s.provider, s.input_tokens, "
+    "s.output_tokens, s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, "
+    "s.cost_usd, s.cost_status, s.agent_name, t.user_id, t.session_id"
+)
+_USAGE_SELECT = f"SELECT {_USAGE_COLUMNS}"
+
+
+def iter_usage_rows(
+    conn: sqlite3.Connection,
+    since: TimeArg = None,
+    until: TimeArg = None,
+    *,
+    min_input_tokens: int | None = None,
+    page: int = 2000,
+) -> Iterator[dict[str, Any]]:
+    """Every counted LLM call of the window's traces (``usage_rows``' shape), streamed in
+    trace order with keyset paging: memory is one page whatever the window.
+
+    ``min_input_tokens`` >= :data:`LONG_INPUT_TOKENS`: only calls with more input tokens
+    than that, read through a partial index (the few calls a tiered price reprices
+    differently; the rest can be re-priced from :func:`aggregate`'s token sums).
+    """
+    if min_input_tokens is not None and min_input_tokens >= LONG_INPUT_TOKENS:
+        clauses, params = _time_clause("t.start_time", since, until)
+        bounds = "".join(f" AND {c}" for c in clauses)
+        yield from _long_usage_rows(conn, bounds, params, int(min_input_tokens), page)
+        return
+    names = tuple(c.strip().split(".")[-1] for c in _USAGE_COLUMNS.split(","))[:-2]
+    span_columns = _USAGE_COLUMNS.replace(", t.user_id, t.session_id", "")
+    for rows in _trace_pages(conn, since, until, page, "t.user_id, t.session_id"):
+        people = {r[0]: (r[2], r[3]) for r in rows}
+        spans = _spans_of_page(conn, list(people), span_columns, " AND s.counts_usage = 1")
+        for trace_key, calls in spans.items():
+            user, session = people[trace_key]
+            for values in calls:
+                row = dict(zip(names, values, strict=True))
+                row["user_id"] = user
+                row["session_id"] = session
+                yield row
+
+
+def _long_usage_rows(
+    conn: sqlite3.Connection, bounds: str, params: list[Any], above: int, page: int
+) -> Iterator[dict[str, Any]]:
+    # Through the partial index of long-input calls only (spans_long_input), in key order.
+    after = -1
+    while True:
+        rows = _rows(
+            conn,
+            f"{_USAGE_SELECT}, s.span_key FROM spans s INDEXED BY spans_long_input "
+            f"JOIN traces t ON t.trace_key = s.span_key >> {SEQ_BITS} "
+            f"WHERE s.llm_call = 1 AND s.input_tokens > {LONG_INPUT_TOKENS} "
+            f"AND s.input_tokens > ? AND s.counts_usage = 1 AND s.span_key > ?{bounds} "
+            "ORDER BY s.span_key LIMIT ?",
+            [above, after, *params, page],
+        )
+        for row in rows:
+            data = dict(row)
+            after = data.pop("span_key")
+            yield data
+        if len(rows) < page:
+            return
 
 
 def usage_rows(
     conn: sqlite3.Connection, since: TimeArg = None, until: TimeArg = None
 ) -> list[dict[str, Any]]:
-    clauses, params = _time_clause("s.start_time", since, until)
-    time_sql = "".join(f" AND {c}" for c in clauses)
-    rows = conn.execute(
-        "SELECT s.trace_id, s.span_id, s.start_time, s.model_name, s.provider, "
-        "s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens, "
-        "s.reasoning_tokens, s.cost_usd, s.cost_status, s.agent_name, t.user_id, t.session_id "
-        "FROM spans s LEFT JOIN traces t ON t.trace_id = s.trace_id "
-        f"WHERE s.counts_usage = 1{time_sql} ORDER BY s.start_time, s.rowid",
-        params,
-    ).fetchall()
-    return [dict(row) for row in rows]
+    """Every counted call of the window, in a list (prefer :func:`iter_usage_rows`)."""
+    rows = list(iter_usage_rows(conn, since, until))
+    rows.sort(key=lambda r: r["start_time"])
+    return rows
 
 
-# -- retention ---------------------------------------------------------------------------
-
-
-def _delete_traces(conn: sqlite3.Connection, selector: str, params: Sequence[Any]) -> int:
-    conn.execute(f"DELETE FROM spans WHERE trace_id IN ({selector})", params)
-    cursor = conn.execute(f"DELETE FROM traces WHERE trace_id IN ({selector})", params)
-    return max(0, cursor.rowcount)
-
-
-def _used_bytes(conn: sqlite3.Connection) -> int:
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    size = conn.execute("PRAGMA page_size").fetchone()[0]
-    return int((pages - free) * size)
-
-
-def retention(
-    conn: sqlite3.Connection,
-    max_age_days: float | None = None,
-    max_bytes: int | None = None,
-    *,
-    now_ns: int | None = None,
-) -> dict[str, int]:
-    if max_age_days is not None and max_age_days < 0:
-        raise ValueError(f"max_age_days must be >= 0, got {max_age_days!r}")
-    if max_bytes is not None and max_bytes < 0:
-        raise ValueError(f"max_bytes must be >= 0, got {max_bytes!r}")
-    deleted = 0
-    if max_age_days is not None:
-        now = time.time_ns() if now_ns is None else now_ns
-        cutoff = now - int(max_age_days * 86_400 * 1e9)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            deleted += _delete_traces(
-                conn, "SELECT trace_id FROM traces WHERE start_time < ?", (cutoff,)
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    if max_bytes is not None:
-        # Delete the oldest traces in proportion to the excess, a few rounds at most: pages
-        # of the indexes empty out more slowly than the rows do.
-        for _ in range(32):
-            used = _used_bytes(conn)
-            if used <= max_bytes:
-                break
-            total = conn.execute("SELECT COUNT(*) FROM traces").fetchone()[0]
-            if total == 0:
-                break
-            share = (used - max_bytes) / used
-            batch = max(1, math.ceil(total * share * 1.1))
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                deleted += _delete_traces(
-                    conn,
-                    "SELECT trace_id FROM traces ORDER BY start_time LIMIT ?",
-                    (batch,),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-    if deleted:
-        conn.execute("PRAGMA incremental_vacuum")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return {"deleted_traces": deleted, "size_bytes": _used_bytes(conn)}
+def raw_window_fold(conn: sqlite3.Connection, since: TimeArg, until: TimeArg) -> Any:
+    """The rollup fold of a window computed from its rows only (tests compare it with what
+    the rollups answer)."""
+    lo, hi = to_epoch_ns(since), to_epoch_ns(until)
+    return raw_fold(conn, [(lo if lo is not None else -(2**62), hi if hi is not None else 2**62)])

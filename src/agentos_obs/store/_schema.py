@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agentos_obs.errors import ConfigurationError
+from agentos_obs.store._schema_v3 import migrate_v3
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "apply_migrations", "read_version"]
 
@@ -126,6 +127,12 @@ UPDATE traces SET llm_calls = llm_calls + no_usage_llm_calls WHERE no_usage_llm_
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "traces and spans with the indexes of the query API", _V1),
     Migration(2, "cost status of each call; no-usage and estimated call counts per trace", _V2),
+    Migration(
+        3,
+        "spans written live (running and incomplete traces), clustered by trace; rollups "
+        "with percentile sketches; trace members; writers",
+        migrate_v3,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
